@@ -1,0 +1,41 @@
+"""The events services publish, in the past tense. Their `type` is the wire name."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, ClassVar
+
+# The statuses a pet can be in; shared vocabulary of the pet and inventory services.
+PET_STATUSES = ("available", "pending", "sold")
+
+
+@dataclass(frozen=True)
+class Event:
+    type: ClassVar[str]
+
+    def payload(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class PetChanged(Event):
+    """A pet's status as of `version`; `status` is None once the pet is gone."""
+
+    pet_id: int
+    status: str | None
+    version: int
+
+
+@dataclass(frozen=True)
+class PetCreated(PetChanged):
+    type: ClassVar[str] = "PET_CREATED"
+
+
+@dataclass(frozen=True)
+class PetUpdated(PetChanged):
+    type: ClassVar[str] = "PET_UPDATED"
+
+
+@dataclass(frozen=True)
+class PetDeleted(PetChanged):
+    type: ClassVar[str] = "PET_DELETED"

@@ -1,0 +1,33 @@
+"""The inventory's rules: newer news wins, so duplicates and reordering change nothing."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from models.events import PET_STATUSES
+from models.inventory.tables import InventoryPet
+
+
+def apply_pet_status(session: Session, pet_id: int, status: str | None, version: int) -> bool:
+    """Record the pet's status as of `version`; False when we already knew newer news."""
+    stmt = insert(InventoryPet).values(pet_id=pet_id, status=status, version=version)
+    applied = session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[InventoryPet.pet_id],
+            set_={"status": stmt.excluded.status, "version": stmt.excluded.version},
+            where=InventoryPet.version < stmt.excluded.version,
+        ).returning(InventoryPet.pet_id)
+    ).first()
+    return applied is not None
+
+
+def counts(session: Session) -> dict[str, int]:
+    """Pets by status, every status present even when zero."""
+    rows = session.execute(
+        select(InventoryPet.status, func.count())
+        .where(InventoryPet.status.is_not(None))
+        .group_by(InventoryPet.status)
+    ).all()
+    return {**dict.fromkeys(PET_STATUSES, 0), **{status: n for status, n in rows}}

@@ -1,0 +1,143 @@
+"""What the pet service does, each function one step of a caller's unit of work."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from sqlalchemy import delete, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from models.events import PetChanged, PetCreated, PetDeleted, PetUpdated
+from models.outbox import publish, send_task
+from models.pet.tables import AVAILABLE, HELD, Category, Pet, Tag, pet_tags
+
+
+class PetNotFound(LookupError):
+    def __init__(self, pet_id: int) -> None:
+        super().__init__(f"Pet {pet_id} not found")
+        self.pet_id = pet_id
+
+
+class PetHeld(Exception):
+    """The pet is reserved by or sold to an order, so it may not be removed."""
+
+    def __init__(self, pet_id: int, status: str) -> None:
+        super().__init__(f"Pet {pet_id} is {status}: it belongs to an order")
+        self.pet_id = pet_id
+        self.status = status
+
+
+def _named(session: Session, model: type[Category] | type[Tag], names: Iterable[str]) -> list:
+    """The rows for these names, created when missing (safe under concurrent inserts)."""
+    wanted = list(dict.fromkeys(names))
+    if not wanted:
+        return []
+    session.execute(
+        insert(model).values([{"name": n} for n in wanted]).on_conflict_do_nothing()
+    )
+    rows = session.scalars(select(model).where(model.name.in_(wanted))).all()
+    by_name = {row.name: row for row in rows}
+    return [by_name[n] for n in wanted]
+
+
+def _apply(session: Session, pet: Pet, *, name: str, photo_urls: Sequence[str],
+           category: str | None, tags: Sequence[str], status: str) -> None:
+    pet.name = name
+    pet.status = status
+    pet.photo_urls = list(dict.fromkeys(photo_urls))
+    pet.category = _named(session, Category, [category])[0] if category else None
+    pet.tags = _named(session, Tag, tags)
+
+
+def _announce(session: Session, pet: Pet, event: type[PetChanged],
+              new_photos: Sequence[dict]) -> None:
+    publish(session, event(pet_id=pet.id, status=pet.status, version=pet.version))
+    if new_photos:
+        send_task(session, "photos.create_photos", pet_id=pet.id, photos=list(new_photos))
+
+
+def _locked(session: Session, pet_id: int) -> Pet:
+    pet = session.get(Pet, pet_id, with_for_update=True, populate_existing=True)
+    if pet is None:
+        raise PetNotFound(pet_id)
+    return pet
+
+
+def add_pet(session: Session, *, name: str, photo_urls: Sequence[str] = (),
+            category: str | None = None, tags: Sequence[str] = (),
+            status: str = AVAILABLE) -> Pet:
+    pet = Pet(version=1)
+    _apply(session, pet, name=name, photo_urls=photo_urls, category=category, tags=tags,
+           status=status)
+    session.add(pet)
+    session.flush()
+    _announce(session, pet, PetCreated, [{"url": u} for u in pet.photo_urls])
+    return pet
+
+
+def replace_pet(session: Session, pet_id: int, *, name: str, photo_urls: Sequence[str] = (),
+                category: str | None = None, tags: Sequence[str] = (),
+                status: str = AVAILABLE) -> Pet:
+    pet = _locked(session, pet_id)
+    known = set(pet.photo_urls)
+    _apply(session, pet, name=name, photo_urls=photo_urls, category=category, tags=tags,
+           status=status)
+    pet.version += 1
+    session.flush()
+    _announce(session, pet, PetUpdated, [{"url": u} for u in pet.photo_urls if u not in known])
+    return pet
+
+
+def update_pet_fields(session: Session, pet_id: int, *, name: str | None = None,
+                      status: str | None = None) -> Pet:
+    pet = _locked(session, pet_id)
+    if name is not None:
+        pet.name = name
+    if status is not None:
+        pet.status = status
+    pet.version += 1
+    session.flush()
+    _announce(session, pet, PetUpdated, [])
+    return pet
+
+
+def add_photo_url(session: Session, pet_id: int, photo: dict) -> Pet:
+    """List an uploaded image on the pet and have the photo service record it."""
+    pet = _locked(session, pet_id)
+    pet.photo_urls = [*pet.photo_urls, photo["url"]]
+    pet.version += 1
+    session.flush()
+    _announce(session, pet, PetUpdated, [photo])
+    return pet
+
+
+def delete_pet(session: Session, pet_id: int) -> None:
+    """Delete unless held by an order: the check and the delete are one statement."""
+    deleted = session.execute(
+        delete(Pet).where(Pet.id == pet_id, Pet.status.not_in(HELD)).returning(Pet.version)
+    ).first()
+    if deleted is None:
+        status = session.scalar(select(Pet.status).where(Pet.id == pet_id))
+        if status is None:
+            raise PetNotFound(pet_id)
+        raise PetHeld(pet_id, status)
+    publish(session, PetDeleted(pet_id=pet_id, status=None, version=deleted.version + 1))
+
+
+def get_pet(session: Session, pet_id: int) -> Pet:
+    pet = session.get(Pet, pet_id)
+    if pet is None:
+        raise PetNotFound(pet_id)
+    return pet
+
+
+def find_by_status(session: Session, statuses: Sequence[str]) -> Sequence[Pet]:
+    return session.scalars(select(Pet).where(Pet.status.in_(statuses)).order_by(Pet.id)).all()
+
+
+def find_by_tags(session: Session, tags: Sequence[str]) -> Sequence[Pet]:
+    tagged = (
+        select(pet_tags.c.pet_id).join(Tag, Tag.id == pet_tags.c.tag_id).where(Tag.name.in_(tags))
+    )
+    return session.scalars(select(Pet).where(Pet.id.in_(tagged)).order_by(Pet.id)).all()

@@ -1,0 +1,37 @@
+"""The user service: accounts, roles, passwords and login tokens."""
+
+from models.user.operations import (
+    BadCredentials,
+    UsernameTaken,
+    UserNotFound,
+    authenticate,
+    create_users,
+    delete_user,
+    ensure_owner,
+    get_user,
+    log_in,
+    log_out,
+    update_user,
+)
+from models.user.passwords import hash_password, verify_password
+from models.user.tables import CUSTOMER, OWNER, LoginToken, User
+
+__all__ = [
+    "CUSTOMER",
+    "OWNER",
+    "BadCredentials",
+    "LoginToken",
+    "User",
+    "UserNotFound",
+    "UsernameTaken",
+    "authenticate",
+    "create_users",
+    "delete_user",
+    "ensure_owner",
+    "get_user",
+    "hash_password",
+    "log_in",
+    "log_out",
+    "update_user",
+    "verify_password",
+]

@@ -1,0 +1,141 @@
+"""What the user service does: sign-up, profile changes, logging in and out."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
+
+from models.db import utcnow
+from models.user.passwords import hash_password, verify_password
+from models.user.tables import CUSTOMER, OWNER, LoginToken, User
+
+PROFILE_FIELDS = ("username", "first_name", "last_name", "email", "phone", "user_status")
+
+
+class UserNotFound(LookupError):
+    def __init__(self, username: str) -> None:
+        super().__init__(f"User {username!r} not found")
+
+
+class UsernameTaken(ValueError):
+    def __init__(self, username: str) -> None:
+        super().__init__(f"Username {username!r} is taken")
+        self.username = username
+
+
+class BadCredentials(ValueError):
+    def __init__(self) -> None:
+        super().__init__("Invalid username or password")
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _taken(session: Session, username: str, but_not: int | None = None) -> bool:
+    query = select(User.id).where(User.username == username)
+    if but_not is not None:
+        query = query.where(User.id != but_not)
+    return session.scalar(query) is not None
+
+
+def create_users(session: Session, profiles: Sequence[dict[str, Any]],
+                 role: str = CUSTOMER) -> list[User]:
+    """Create every account or none: a taken or repeated username refuses the lot."""
+    seen: set[str] = set()
+    users = []
+    for profile in profiles:
+        name = profile["username"]
+        if name in seen or _taken(session, name):
+            raise UsernameTaken(name)
+        seen.add(name)
+        fields = {k: profile.get(k) for k in PROFILE_FIELDS}
+        users.append(User(**fields, password_hash=hash_password(profile["password"]), role=role))
+    session.add_all(users)
+    session.flush()
+    return users
+
+
+def ensure_owner(session: Session, username: str, password: str) -> User:
+    """Create the store owner, or make an existing account the owner with this password."""
+    user = session.scalar(select(User).where(User.username == username).with_for_update())
+    if user is None:
+        return create_users(session, [{"username": username, "password": password}], OWNER)[0]
+    if not verify_password(password, user.password_hash):
+        user.password_hash = hash_password(password)
+    user.role = OWNER
+    return user
+
+
+def get_user(session: Session, username: str) -> User:
+    user = session.scalar(select(User).where(User.username == username))
+    if user is None:
+        raise UserNotFound(username)
+    return user
+
+
+def update_user(session: Session, username: str, changes: dict[str, Any]) -> User:
+    user = get_user(session, username)
+    new_name = changes.get("username")
+    if new_name and new_name != username and _taken(session, new_name, but_not=user.id):
+        raise UsernameTaken(new_name)
+    for field in PROFILE_FIELDS:
+        if field in changes:
+            setattr(user, field, changes[field])
+    if changes.get("password"):
+        user.password_hash = hash_password(changes["password"])
+        _revoke_all(session, user.id)
+    session.flush()
+    return user
+
+
+def delete_user(session: Session, username: str) -> None:
+    if session.execute(delete(User).where(User.username == username)).rowcount == 0:
+        raise UserNotFound(username)
+
+
+def log_in(session: Session, username: str, password: str,
+           ttl: timedelta) -> tuple[str, datetime]:
+    """A new token for these credentials and the moment it expires."""
+    user = session.scalar(select(User).where(User.username == username))
+    if user is None or not verify_password(password, user.password_hash):
+        raise BadCredentials()
+    token = secrets.token_urlsafe(32)
+    expires_at = utcnow() + ttl
+    session.add(LoginToken(token_hash=_token_hash(token), user_id=user.id, expires_at=expires_at))
+    return token, expires_at
+
+
+def authenticate(session: Session, token: str) -> User | None:
+    """The user a live token belongs to; None for unknown, expired or revoked tokens."""
+    return session.scalar(
+        select(User)
+        .join(LoginToken, LoginToken.user_id == User.id)
+        .where(
+            LoginToken.token_hash == _token_hash(token),
+            LoginToken.revoked_at.is_(None),
+            LoginToken.expires_at > utcnow(),
+        )
+    )
+
+
+def log_out(session: Session, token: str) -> None:
+    session.execute(
+        update(LoginToken)
+        .where(LoginToken.token_hash == _token_hash(token), LoginToken.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )
+
+
+def _revoke_all(session: Session, user_id: int) -> None:
+    session.execute(
+        update(LoginToken)
+        .where(LoginToken.user_id == user_id, LoginToken.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )

@@ -1,0 +1,1 @@
+"""Shared infrastructure of Petstore sagas: settings and the operator commands."""

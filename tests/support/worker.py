@@ -1,0 +1,45 @@
+"""A real Celery worker (with beat) in a subprocess, consuming every service queue."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from workers.celery_app import QUEUES, app
+
+
+class WorkerProcess:
+    def __init__(self, log_path: Path, name: str = "test") -> None:
+        self.log_path = log_path
+        self.name = f"{name}-{os.getpid()}@localhost"
+        self.process: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 30.0) -> WorkerProcess:
+        schedule = self.log_path.with_suffix(".schedule")
+        command = [sys.executable, "-m", "celery", "-A", "workers", "worker", "--beat",
+                   "--schedule", str(schedule), "--queues", ",".join(QUEUES),
+                   "--hostname", self.name, "--concurrency", "2", "--loglevel", "INFO",
+                   "--without-mingle", "--without-gossip"]
+        self._log = self.log_path.open("ab")
+        self.process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT,
+                                        env=os.environ.copy())
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"worker exited:\n{self.log_path.read_text()[-3000:]}")
+            if app.control.ping(destination=[self.name], timeout=0.5):
+                return self
+        raise RuntimeError(f"worker not ready:\n{self.log_path.read_text()[-3000:]}")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log.close()

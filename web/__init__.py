@@ -1,0 +1,74 @@
+"""The API gateway: a Flask app factory with one flask-smorest blueprint per service."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask
+from werkzeug.exceptions import NotFound
+from werkzeug.middleware.dispatcher import DispatcherMiddleware
+
+from models.pet import PetHeld, PetNotFound
+from models.user import BadCredentials, UsernameTaken, UserNotFound
+from petstore.settings import get_settings
+from web import pet, photo, store, user
+from web.api import Api, error_maps
+from web.auth import SECURITY_SCHEMES
+from workers import relay
+
+API_ROOT = "/v2"
+DOMAIN_ERRORS = {
+    PetNotFound: 404,
+    UserNotFound: 404,
+    PetHeld: 409,
+    UsernameTaken: 409,
+    BadCredentials: 401,
+}
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    settings = get_settings()
+    app = Flask(__name__)
+    app.config.from_mapping(
+        SECRET_KEY=settings.secret_key,
+        MAX_CONTENT_LENGTH=settings.max_upload_bytes,
+        UPLOAD_DIR=settings.upload_dir,
+        TOKEN_TTL_SECONDS=settings.token_ttl_seconds,
+        LOGIN_ATTEMPTS_PER_HOUR=settings.login_attempts_per_hour,
+        API_TITLE="Petstore sagas",
+        API_VERSION="1.0.0",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/",
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="/docs",
+        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+    )
+    app.config.update(config or {})
+    app.config["UPLOAD_DIR"].mkdir(parents=True, exist_ok=True)
+
+    api = Api(app, spec_kwargs={
+        "servers": [{"url": API_ROOT}],
+        "components": {"securitySchemes": SECURITY_SCHEMES},
+    })
+    for blueprint in (pet.blp, store.blp, user.blp, photo.blp):
+        api.register_blueprint(blueprint)
+    error_maps(app, api, DOMAIN_ERRORS)
+    relay.install()
+    # Served under /v2, the spec's server URL, so the paths match petstore.yaml's.
+    app.wsgi_app = DispatcherMiddleware(_outside(api), {API_ROOT: app.wsgi_app})
+    return app
+
+
+def _outside(api: Api) -> Any:
+    """A JSON 404 for every URL outside the API root."""
+
+    def respond(environ: dict[str, Any], start_response: Any) -> Any:
+        error = NotFound(f"Nothing here: the API lives under {API_ROOT}")
+        body = json.dumps(api.handle_http_exception(error)[0]).encode()
+        start_response("404 NOT FOUND", [("Content-Type", "application/json"),
+                                         ("Content-Length", str(len(body)))])
+        return [body]
+
+    return respond

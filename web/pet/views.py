@@ -1,0 +1,154 @@
+"""Pet operations: writes are one local transaction each; events follow via the outbox."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from flask import current_app, url_for
+from flask.views import MethodView
+from flask_smorest import abort
+
+from models.db import unit_of_work
+from models.pet import (
+    add_pet,
+    add_photo_url,
+    delete_pet,
+    find_by_status,
+    find_by_tags,
+    get_pet,
+    replace_pet,
+    update_pet_fields,
+)
+from models.photo import image_kind
+from web.api import Blueprint
+from web.auth import login_required
+from web.pet.schemas import (
+    ApiResponseSchema,
+    PetFormSchema,
+    PetSchema,
+    StatusQuerySchema,
+    TagsQuerySchema,
+    UploadSchema,
+)
+
+blp = Blueprint("pet", __name__, url_prefix="/pet", description="Everything about your Pets")
+PET_ID = "<int(max=9223372036854775807):pet_id>"
+
+
+@blp.route("")
+class Pets(MethodView):
+    @login_required(blp, owner=True)
+    @blp.arguments(PetSchema)
+    @blp.response(200, PetSchema)
+    def post(self, pet: dict[str, Any]):
+        """Add a new pet to the store
+
+        The store assigns the id; an `id` in the body is ignored.
+        """
+        pet.pop("id", None)
+        with unit_of_work() as session:
+            return add_pet(session, **pet)
+
+    @login_required(blp, owner=True)
+    @blp.arguments(PetSchema)
+    @blp.response(200, PetSchema)
+    @blp.alt_response(404, response="NOT_FOUND")
+    def put(self, pet: dict[str, Any]):
+        """Update an existing pet"""
+        pet_id = pet.pop("id", None)
+        if pet_id is None:
+            abort(422, message="The pet's id is required", errors={"json": {"id": ["Missing."]}})
+        with unit_of_work() as session:
+            return replace_pet(session, pet_id, **pet)
+
+
+@blp.route("/findByStatus")
+@blp.arguments(StatusQuerySchema, location="query")
+@blp.response(200, PetSchema(many=True))
+def find_pets_by_status(query: dict[str, Any]):
+    """Finds Pets by status
+
+    Multiple status values can be provided with comma separated strings.
+    """
+    with unit_of_work() as session:
+        return find_by_status(session, query["status"])
+
+
+@blp.route("/findByTags")
+@blp.arguments(TagsQuerySchema, location="query")
+@blp.response(200, PetSchema(many=True))
+def find_pets_by_tags(query: dict[str, Any]):
+    """Finds Pets by tags
+
+    Multiple tags can be provided with comma separated strings.
+    """
+    with unit_of_work() as session:
+        return find_by_tags(session, query["tags"])
+
+
+@blp.route(f"/{PET_ID}")
+class PetById(MethodView):
+    @blp.response(200, PetSchema)
+    @blp.alt_response(404, response="NOT_FOUND")
+    def get(self, pet_id: int):
+        """Find pet by ID"""
+        with unit_of_work() as session:
+            return get_pet(session, pet_id)
+
+    @login_required(blp, owner=True)
+    @blp.arguments(PetFormSchema, location="form")
+    @blp.response(200, PetSchema)
+    @blp.alt_response(404, response="NOT_FOUND")
+    def post(self, form: dict[str, Any], pet_id: int):
+        """Updates a pet in the store with form data"""
+        with unit_of_work() as session:
+            return update_pet_fields(session, pet_id, **form)
+
+    @login_required(blp, owner=True)
+    @blp.response(204)
+    @blp.alt_response(404, response="NOT_FOUND")
+    @blp.alt_response(409, response="CONFLICT", description="The pet is pending or sold")
+    def delete(self, pet_id: int):
+        """Deletes a pet
+
+        Refused while the pet is reserved by (pending) or sold to an order.
+        """
+        with unit_of_work() as session:
+            delete_pet(session, pet_id)
+
+
+@blp.route(f"/{PET_ID}/uploadImage", methods=["POST"])
+@login_required(blp, owner=True)
+@blp.arguments(UploadSchema, location="multipart")
+@blp.response(200, ApiResponseSchema)
+@blp.alt_response(404, response="NOT_FOUND")
+@blp.alt_response(413, response="REQUEST_ENTITY_TOO_LARGE")
+def upload_image(upload: dict[str, Any], pet_id: int):
+    """uploads an image
+
+    PNG, JPEG, GIF or WebP; the image's URL joins the pet's `photoUrls`.
+    """
+    content = upload["file"].read()
+    kind = image_kind(content)
+    if kind is None:
+        abort(422, message="The file is not a PNG, JPEG, GIF or WebP image",
+              errors={"multipart": {"file": ["Not an image."]}})
+    extension, media_type = kind
+    with unit_of_work() as session:
+        get_pet(session, pet_id)  # 404 before anything is stored
+    name = f"{uuid.uuid4().hex}.{extension}"
+    path = current_app.config["UPLOAD_DIR"] / name
+    path.write_bytes(content)
+    url = url_for("photo.image", name=name, _external=True)
+    photo = {"url": url, "file_name": name, "content_type": media_type, "size": len(content),
+             "metadata_text": upload.get("metadata")}
+    try:
+        with unit_of_work() as session:
+            add_photo_url(session, pet_id, photo)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return {"code": 200, "type": media_type,
+            "message": f"additionalMetadata: {upload.get('metadata')}\n"
+                       f"File uploaded to {url}, {len(content)} bytes"}

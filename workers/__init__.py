@@ -1,0 +1,8 @@
+"""The Celery side: one task module per service, the event bus and the outbox relay.
+
+`celery -A workers worker -Q pets` runs the pet service's worker.
+"""
+
+from workers.celery_app import app
+
+__all__ = ["app"]

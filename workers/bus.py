@@ -1,0 +1,13 @@
+"""The event bus: which services hear which events, each through its own task and queue."""
+
+from __future__ import annotations
+
+SUBSCRIBERS: dict[str, tuple[str, ...]] = {
+    "PET_CREATED": ("inventory.on_pet_changed",),
+    "PET_UPDATED": ("inventory.on_pet_changed",),
+    "PET_DELETED": ("inventory.on_pet_changed", "photos.on_pet_deleted"),
+}
+
+
+def subscribers(event_type: str) -> tuple[str, ...]:
+    return SUBSCRIBERS.get(event_type, ())

@@ -1,0 +1,76 @@
+"""The Celery application: one queue per service, late acks, JSON, events for Flower."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery, Task
+from celery.signals import worker_process_init
+from kombu import Queue
+from sqlalchemy.exc import InterfaceError, OperationalError
+
+from models.db import dispose
+from petstore.settings import get_settings
+
+QUEUES = ("pets", "photos", "orders", "inventory", "sagas")
+# Task names are `service.action`; the service's name picks its queue.
+ROUTES = {
+    "pets.*": {"queue": "pets"},
+    "photos.*": {"queue": "photos"},
+    "orders.*": {"queue": "orders"},
+    "inventory.*": {"queue": "inventory"},
+    "sagas.*": {"queue": "sagas"},
+    "outbox.*": {"queue": "sagas"},
+}
+TASK_MODULES = ["workers.photos", "workers.inventory", "workers.relay"]
+
+
+def config() -> dict[str, Any]:
+    settings = get_settings()
+    # Redis re-delivers a message not acked within this time: keep every step far shorter.
+    transport = {"visibility_timeout": 3600}
+    return {
+        "broker_url": settings.redis_url,
+        "broker_transport_options": transport,
+        "broker_connection_retry_on_startup": True,
+        "task_ignore_result": True,
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "task_queues": [Queue(name) for name in QUEUES],
+        "task_default_queue": "sagas",
+        "task_routes": ROUTES,
+        # A task that crashes its process is re-queued, never lost.
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        # Flower sees only events.
+        "worker_send_task_events": True,
+        "task_send_sent_event": True,
+        "enable_utc": True,
+        "beat_schedule": {
+            "relay-outbox": {"task": "outbox.relay", "schedule": settings.outbox_relay_interval},
+        },
+    }
+
+
+class ServiceTask(Task):
+    """A service's task: a lost database connection or a deadlock is retried with backoff.
+
+    Every task is idempotent, so a retry or a second delivery changes nothing twice.
+    """
+
+    autoretry_for = (OperationalError, InterfaceError)
+    retry_backoff = True
+    retry_backoff_max = 30
+    retry_jitter = True
+    max_retries = 8
+
+
+app = Celery("petstore", include=TASK_MODULES, task_cls=ServiceTask)
+app.conf.update(config())
+
+
+@worker_process_init.connect
+def _fresh_connections(**_: Any) -> None:
+    """A forked child must not share its parent's database connections."""
+    dispose()
