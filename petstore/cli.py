@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -55,6 +57,8 @@ def dev(procfile: Path) -> None:
     env = dict(os.environ)
     env.setdefault("PETSTORE_DATA_DIR", str(settings.data_dir))
     env.setdefault("FLOWER_UNAUTHENTICATED_API", "true")
+    # The Procfile's commands come from this environment's bin folder.
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     servers = None
     if not (settings.database_url and settings.redis_url):
         from petstore.embedded import EmbeddedServers
@@ -71,13 +75,14 @@ def dev(procfile: Path) -> None:
         subprocess.run([*petstore, "ensure-owner"], env=env, check=True)
         click.echo(f"API on http://127.0.0.1:{settings.port}/v2 (docs at /v2/docs), "
                    f"Flower on http://127.0.0.1:{settings.flower_port}")
-        honcho = Path(sys.executable).with_name("honcho")
-        processes = subprocess.Popen([str(honcho), "start", "-f", str(procfile),
-                                      "-d", str(PROJECT_ROOT)], env=env)
-        try:
-            processes.wait()
-        except KeyboardInterrupt:  # honcho got the same Ctrl-C and stops its children
-            processes.wait()
+        # honcho hands PORT to each process from this base: the API is first, so it gets it.
+        processes = subprocess.Popen(["honcho", "start", "-f", str(procfile), "-d",
+                                      str(PROJECT_ROOT), "-p", str(settings.port)], env=env)
+        # Ctrl-C reaches honcho too; a SIGTERM to this process is passed on to it.
+        signal.signal(signal.SIGTERM, lambda *_: processes.terminate())
+        while processes.poll() is None:
+            with contextlib.suppress(KeyboardInterrupt):
+                processes.wait()
     finally:
         if servers is not None:
             servers.stop()

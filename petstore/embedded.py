@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
 import socket
 import tempfile
 from dataclasses import dataclass, field
@@ -24,6 +25,18 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def _stop_process(pid: int | None, sig: signal.Signals, timeout: float = 15) -> None:
+    if not pid:
+        return
+    with contextlib.suppress(psutil.NoSuchProcess):
+        process = psutil.Process(pid)
+        process.send_signal(sig)
+        try:
+            process.wait(timeout)
+        except psutil.TimeoutExpired:
+            process.kill()
 
 
 @dataclass
@@ -72,10 +85,10 @@ class EmbeddedServers:
             pid = self._redis.pid
             with contextlib.suppress(Exception):  # it may be gone already
                 self._redis.shutdown(save=True)  # Redis 6.2 knows no NOW / FORCE
-            if pid:
-                with contextlib.suppress(psutil.NoSuchProcess):
-                    psutil.Process(pid).wait(10)
+            _stop_process(pid, signal.SIGTERM)
             self._redis = None
         if self._postgres is not None:
-            self._postgres.cleanup()
+            # A fast shutdown, ours to make: the library's own reference count keeps the
+            # pids of earlier runs that died, and would leave the server running.
+            _stop_process(self._postgres.get_pid(), signal.SIGINT)
             self._postgres = None

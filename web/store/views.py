@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from marshmallow import fields
+from marshmallow import Schema, fields
 
 from models.db import unit_of_work
 from models.inventory import counts
@@ -11,8 +11,14 @@ from web.api import Blueprint
 blp = Blueprint("store", __name__, url_prefix="/store", description="Access to Petstore orders")
 
 
+class InventorySchema(Schema):
+    available = fields.Integer(required=True)
+    pending = fields.Integer(required=True)
+    sold = fields.Integer(required=True)
+
+
 @blp.route("/inventory")
-@blp.response(200, fields.Dict(keys=fields.String(), values=fields.Integer()))
+@blp.response(200, InventorySchema)
 def inventory():
     """Returns pet inventories by status
 
