@@ -19,7 +19,9 @@ class Api(flask_smorest.Api):
     def handle_http_exception(self, error: HTTPException):
         payload, code, headers = super().handle_http_exception(error)
         payload.setdefault("message", error.description)
-        return payload, code, headers
+        # Keep what the exception itself says, such as a 405's `Allow`.
+        own = {k: v for k, v in error.get_headers() if k.lower() != "content-type"}
+        return payload, code, {**own, **(headers or {})}
 
 
 class Parser(FlaskParser):

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
+from kombu import Connection
 from kombu.exceptions import KombuError
 from redis.exceptions import RedisError
 from sqlalchemy import event, select
@@ -34,6 +36,16 @@ def _deliveries(message: OutboxMessage) -> list[tuple[str, dict, str]]:
             for task in subscribers(message.name)]
 
 
+@contextmanager
+def broker() -> Iterator[Connection]:
+    """A pooled broker connection, checked once without retries: when the broker is
+    down the request that committed must not wait for it; the periodic relay retries."""
+    with app.pool.acquire(block=True) as connection:
+        connection.ensure_connection(max_retries=1, interval_start=0, interval_step=0,
+                                     timeout=2)
+        yield connection
+
+
 def relay(ids: Sequence[int] | None = None) -> int:
     """Send pending messages (these ids only, if given); returns how many went out.
 
@@ -45,11 +57,16 @@ def relay(ids: Sequence[int] | None = None) -> int:
                  .order_by(OutboxMessage.id).limit(BATCH).with_for_update(skip_locked=True))
         if ids is not None:
             query = query.where(OutboxMessage.id.in_(ids))
+        messages = session.scalars(query).all()
+        if not messages:
+            return 0
         sent = 0
-        for message in session.scalars(query):
+        for message in messages:
             try:
-                for name, kwargs, task_id in _deliveries(message):
-                    app.send_task(name, kwargs=kwargs, task_id=task_id, retry=False)
+                with broker() as connection:
+                    for name, kwargs, task_id in _deliveries(message):
+                        app.send_task(name, kwargs=kwargs, task_id=task_id, retry=False,
+                                      connection=connection)
             except BROKER_ERRORS as exc:
                 message.attempts += 1
                 message.last_error = f"{type(exc).__name__}: {exc}"[:500]
@@ -70,7 +87,7 @@ def _after_commit(session: Session) -> None:
             log.exception("outbox relay after commit failed")
 
 
-def _after_rollback(session: Session) -> None:
+def _after_rollback(session: Session, previous_transaction: object) -> None:
     session.info.pop(PENDING_KEY, None)
 
 

@@ -58,7 +58,7 @@ def _announce(session: Session, pet: Pet, event: type[PetChanged],
 
 
 def _locked(session: Session, pet_id: int) -> Pet:
-    pet = session.get(Pet, pet_id, with_for_update=True, populate_existing=True)
+    pet = session.get(Pet, pet_id, with_for_update={"of": Pet}, populate_existing=True)
     if pet is None:
         raise PetNotFound(pet_id)
     return pet

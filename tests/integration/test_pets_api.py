@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+import io
 import uuid
+
+from sqlalchemy import func, select
+
+from models.db import unit_of_work
+from models.pet import Pet
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 
 
 def a_pet(**overrides):
@@ -10,10 +18,19 @@ def a_pet(**overrides):
             "category": {"name": "dogs"}, "tags": [{"name": "good"}], **overrides}
 
 
+def add(client, owner, **overrides) -> dict:
+    response = client.post("/v2/pet", json=a_pet(**overrides), headers=owner)
+    assert response.status_code == 200, response.json
+    return response.json
+
+
+def pet_count() -> int:
+    with unit_of_work() as session:
+        return session.scalar(select(func.count()).select_from(Pet))
+
+
 def test_owner_adds_a_pet_and_anyone_reads_it(client, owner):
-    created = client.post("/v2/pet", json=a_pet(), headers=owner)
-    assert created.status_code == 200, created.json
-    pet = created.json
+    pet = add(client, owner)
     assert pet["status"] == "available"
     assert pet["category"]["name"] == "dogs"
     assert [t["name"] for t in pet["tags"]] == ["good"]
@@ -22,3 +39,127 @@ def test_owner_adds_a_pet_and_anyone_reads_it(client, owner):
     fetched = client.get(f"/v2/pet/{pet['id']}")
     assert fetched.status_code == 200
     assert fetched.json == pet
+
+
+def test_the_store_assigns_ids_whatever_the_body_says(client, owner):
+    first, second = add(client, owner, id=5), add(client, owner, id=5)
+    assert first["id"] != second["id"]
+
+
+def test_owner_replaces_a_pet(client, owner):
+    pet = add(client, owner)
+    changed = {**a_pet(name="max", status="sold", tags=[{"name": "old"}]), "id": pet["id"]}
+    response = client.put("/v2/pet", json=changed, headers=owner)
+    assert response.status_code == 200, response.json
+    assert response.json["name"] == "max"
+    assert response.json["status"] == "sold"
+    assert [t["name"] for t in response.json["tags"]] == ["old"]
+    assert client.get(f"/v2/pet/{pet['id']}").json == response.json
+
+
+def test_replacing_needs_an_existing_pet_id(client, owner):
+    assert client.put("/v2/pet", json=a_pet(), headers=owner).status_code == 422
+    missing = client.put("/v2/pet", json={**a_pet(), "id": 2**62}, headers=owner)
+    assert missing.status_code == 404
+    assert "not found" in missing.json["message"]
+
+
+def test_owner_updates_name_and_status_with_a_form(client, owner):
+    pet = add(client, owner)
+    response = client.post(f"/v2/pet/{pet['id']}", data={"name": "bella", "status": "pending"},
+                           headers=owner)
+    assert response.status_code == 200, response.json
+    assert (response.json["name"], response.json["status"]) == ("bella", "pending")
+
+
+def test_pets_are_found_by_status_and_by_tags(client, owner):
+    tag = f"t{uuid.uuid4().hex[:8]}"
+    sold = add(client, owner, status="sold", tags=[{"name": tag}])
+    available = add(client, owner, tags=[{"name": tag}, {"name": "x"}])
+    by_status = client.get("/v2/pet/findByStatus", query_string={"status": "sold,pending"})
+    assert by_status.status_code == 200
+    assert sold["id"] in [p["id"] for p in by_status.json]
+    assert available["id"] not in [p["id"] for p in by_status.json]
+    by_tags = client.get("/v2/pet/findByTags", query_string={"tags": f"{tag},nothing"})
+    assert sorted(p["id"] for p in by_tags.json) == sorted([sold["id"], available["id"]])
+
+
+def test_an_unknown_status_is_refused(client):
+    response = client.get("/v2/pet/findByStatus", query_string={"status": "lost"})
+    assert response.status_code == 422
+    assert "status" in response.json["errors"]["query"]
+
+
+def test_an_available_pet_is_deleted(client, owner):
+    pet = add(client, owner)
+    assert client.delete(f"/v2/pet/{pet['id']}", headers=owner).status_code == 204
+    assert client.get(f"/v2/pet/{pet['id']}").status_code == 404
+    assert client.delete(f"/v2/pet/{pet['id']}", headers=owner).status_code == 404
+
+
+def test_a_pending_or_sold_pet_is_not_deleted(client, owner):
+    for status in ("pending", "sold"):
+        pet = add(client, owner, status=status)
+        response = client.delete(f"/v2/pet/{pet['id']}", headers=owner)
+        assert response.status_code == 409
+        assert status in response.json["message"]
+        assert client.get(f"/v2/pet/{pet['id']}").status_code == 200
+
+
+def test_writing_pets_needs_the_owner(client, customer):
+    before = pet_count()
+    assert client.post("/v2/pet", json=a_pet()).status_code == 401
+    assert client.post("/v2/pet", json=a_pet(), headers={"api_key": "nonsense"}).status_code == 401
+    forbidden = client.post("/v2/pet", json=a_pet(), headers=customer)
+    assert forbidden.status_code == 403
+    assert forbidden.json["message"]
+    assert pet_count() == before
+
+
+def test_a_customer_reads_but_does_not_delete_pets(client, owner, customer):
+    pet = add(client, owner)
+    assert client.get(f"/v2/pet/{pet['id']}", headers=customer).status_code == 200
+    assert client.delete(f"/v2/pet/{pet['id']}", headers=customer).status_code == 403
+
+
+def test_an_uploaded_image_is_stored_served_and_listed(client, owner):
+    pet = add(client, owner, photoUrls=[])
+    response = client.post(f"/v2/pet/{pet['id']}/uploadImage", headers=owner,
+                           data={"additionalMetadata": "front",
+                                 "file": (io.BytesIO(PNG), "rex.png")},
+                           content_type="multipart/form-data")
+    assert response.status_code == 200, response.json
+    assert response.json["type"] == "image/png"
+    [url] = client.get(f"/v2/pet/{pet['id']}").json["photoUrls"]
+    served = client.get(url.replace("http://localhost", ""))
+    assert served.status_code == 200
+    assert served.data == PNG
+
+
+def test_an_upload_that_is_not_an_image_is_refused(client, owner):
+    pet = add(client, owner, photoUrls=[])
+    response = client.post(f"/v2/pet/{pet['id']}/uploadImage", headers=owner,
+                           data={"file": (io.BytesIO(b"#!/bin/sh\nrm -rf /"), "x.png")},
+                           content_type="multipart/form-data")
+    assert response.status_code == 415
+    assert "image" in response.json["message"]
+    assert client.get(f"/v2/pet/{pet['id']}").json["photoUrls"] == []
+
+
+def test_an_oversized_upload_is_refused(app, owner):
+    client = app.test_client()
+    pet = add(client, owner, photoUrls=[])
+    big = PNG + b"\x00" * app.config["MAX_CONTENT_LENGTH"]
+    response = client.post(f"/v2/pet/{pet['id']}/uploadImage", headers=owner,
+                           data={"file": (io.BytesIO(big), "big.png")},
+                           content_type="multipart/form-data")
+    assert response.status_code == 413
+    assert response.json["code"] == 413
+    assert client.get(f"/v2/pet/{pet['id']}").json["photoUrls"] == []
+
+
+def test_uploading_for_a_missing_pet_is_404(client, owner):
+    response = client.post(f"/v2/pet/{2**62}/uploadImage", headers=owner,
+                           data={"file": (io.BytesIO(PNG), "rex.png")},
+                           content_type="multipart/form-data")
+    assert response.status_code == 404

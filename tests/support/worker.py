@@ -34,6 +34,17 @@ class WorkerProcess:
                 return self
         raise RuntimeError(f"worker not ready:\n{self.log_path.read_text()[-3000:]}")
 
+    def idle(self) -> bool:
+        """Nothing queued, reserved or running: every message sent so far is processed."""
+        with app.connection_for_read() as connection:
+            client = connection.default_channel.client
+            if any(client.llen(queue) for queue in QUEUES):
+                return False
+        inspect = app.control.inspect(destination=[self.name], timeout=1)
+        busy = [*(inspect.active() or {}).get(self.name, [None]),
+                *(inspect.reserved() or {}).get(self.name, [None])]
+        return not busy
+
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
             self.process.terminate()

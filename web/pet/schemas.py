@@ -48,6 +48,12 @@ class PetSchema(Schema):
         return data
 
 
+class PetUpdateSchema(PetSchema):
+    """On update the id names the pet to replace."""
+
+    id = Id(required=True)
+
+
 class PetFormSchema(Schema):
     name = Text(validate=[validate.Length(min=1)], metadata={"description": "Updated name"})
     status = fields.String(validate=Status, metadata={"description": "Updated status"})
@@ -55,13 +61,12 @@ class PetFormSchema(Schema):
 
 class StatusQuerySchema(Schema):
     status = DelimitedList(fields.String(validate=Status), required=True,
-                           validate=validate.Length(min=1),
                            metadata={"description": "Comma separated statuses"})
 
 
 class TagsQuerySchema(Schema):
     tags = DelimitedList(Text(max_length=100), required=True,
-                         validate=validate.Length(min=1, max=50),
+                         validate=validate.Length(max=50),
                          metadata={"description": "Comma separated tag names"})
 
 

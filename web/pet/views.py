@@ -27,6 +27,7 @@ from web.pet.schemas import (
     ApiResponseSchema,
     PetFormSchema,
     PetSchema,
+    PetUpdateSchema,
     StatusQuerySchema,
     TagsQuerySchema,
     UploadSchema,
@@ -51,14 +52,12 @@ class Pets(MethodView):
             return add_pet(session, **pet)
 
     @login_required(blp, owner=True)
-    @blp.arguments(PetSchema)
+    @blp.arguments(PetUpdateSchema)
     @blp.response(200, PetSchema)
     @blp.alt_response(404, response="NOT_FOUND")
     def put(self, pet: dict[str, Any]):
         """Update an existing pet"""
-        pet_id = pet.pop("id", None)
-        if pet_id is None:
-            abort(422, message="The pet's id is required", errors={"json": {"id": ["Missing."]}})
+        pet_id = pet.pop("id")
         with unit_of_work() as session:
             return replace_pet(session, pet_id, **pet)
 
@@ -97,7 +96,7 @@ class PetById(MethodView):
             return get_pet(session, pet_id)
 
     @login_required(blp, owner=True)
-    @blp.arguments(PetFormSchema, location="form")
+    @blp.arguments(PetFormSchema, location="form", required=False)
     @blp.response(200, PetSchema)
     @blp.alt_response(404, response="NOT_FOUND")
     def post(self, form: dict[str, Any], pet_id: int):
@@ -124,6 +123,7 @@ class PetById(MethodView):
 @blp.response(200, ApiResponseSchema)
 @blp.alt_response(404, response="NOT_FOUND")
 @blp.alt_response(413, response="REQUEST_ENTITY_TOO_LARGE")
+@blp.alt_response(415, response="UNSUPPORTED_MEDIA_TYPE", description="Not an image")
 def upload_image(upload: dict[str, Any], pet_id: int):
     """uploads an image
 
@@ -132,8 +132,7 @@ def upload_image(upload: dict[str, Any], pet_id: int):
     content = upload["file"].read()
     kind = image_kind(content)
     if kind is None:
-        abort(422, message="The file is not a PNG, JPEG, GIF or WebP image",
-              errors={"multipart": {"file": ["Not an image."]}})
+        abort(415, message="The file is not a PNG, JPEG, GIF or WebP image")
     extension, media_type = kind
     with unit_of_work() as session:
         get_pet(session, pet_id)  # 404 before anything is stored

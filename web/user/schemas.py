@@ -18,7 +18,7 @@ class UserSchema(Schema):
     username = Text(required=True, max_length=100, validate=[Username])
     firstName = Text(attribute="first_name", allow_none=True)
     lastName = Text(attribute="last_name", allow_none=True)
-    email = Text(max_length=320, allow_none=True, validate=[validate.Email()])
+    email = Text(max_length=320, allow_none=True)
     password = Text(load_only=True, required=True, max_length=200,
                     validate=[validate.Length(min=1)])
     phone = Text(max_length=50, allow_none=True)

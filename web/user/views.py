@@ -9,7 +9,6 @@ from typing import Any
 from flask import current_app, jsonify, request
 from flask.views import MethodView
 from flask_smorest import abort
-from marshmallow import fields
 
 from models.db import unit_of_work
 from models.user import create_users, delete_user, get_user, log_in, log_out, update_user
@@ -28,7 +27,7 @@ LOGIN_HEADERS = {
 }
 
 
-@blp.route("")
+@blp.route("", methods=["POST"])
 @blp.arguments(UserSchema)
 @blp.response(200, UserSchema)
 @blp.alt_response(409, response="CONFLICT", description="The username is taken")
@@ -63,7 +62,7 @@ for _path, _name in (("/createWithArray", "create_users_with_array"),
 
 @blp.route("/login")
 @blp.arguments(LoginQuerySchema, location="query")
-@blp.response(200, fields.String(), headers=LOGIN_HEADERS)
+@blp.response(200, {"type": "string"}, headers=LOGIN_HEADERS)
 @blp.alt_response(401, response="UNAUTHORIZED", description="Invalid username/password")
 @blp.alt_response(429, response="TOO_MANY_REQUESTS")
 def login(credentials: dict[str, str]):
