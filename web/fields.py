@@ -27,6 +27,15 @@ class Text(fields.String):
         return text
 
 
+class FullMatch(validate.Regexp):
+    """A pattern the whole value must match: `$` alone would let a final newline through."""
+
+    def __call__(self, value: str) -> str:
+        if self.regex.fullmatch(value) is None:
+            raise ValidationError(self._format_error(value))
+        return value
+
+
 def Id(**kwargs: Any) -> fields.Integer:
     """A positive int64 identifier, as the spec's `format: int64` ids."""
     return fields.Integer(strict=True, validate=validate.Range(1, INT64_MAX), **kwargs)

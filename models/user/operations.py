@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from models.db import utcnow
@@ -58,7 +59,7 @@ def create_users(session: Session, profiles: Sequence[dict[str, Any]],
         fields = {k: profile.get(k) for k in PROFILE_FIELDS}
         users.append(User(**fields, password_hash=hash_password(profile["password"]), role=role))
     session.add_all(users)
-    session.flush()
+    _flush_names(session, ", ".join(seen))
     return users
 
 
@@ -71,6 +72,16 @@ def ensure_owner(session: Session, username: str, password: str) -> User:
         user.password_hash = hash_password(password)
     user.role = OWNER
     return user
+
+
+def _flush_names(session: Session, names: str) -> None:
+    """Write pending accounts; a name taken meanwhile by a concurrent request is refused."""
+    try:
+        session.flush()
+    except IntegrityError as exc:
+        if getattr(exc.orig.diag, "constraint_name", None) == "uq_users_username":
+            raise UsernameTaken(names) from exc
+        raise
 
 
 def get_user(session: Session, username: str) -> User:
@@ -91,7 +102,7 @@ def update_user(session: Session, username: str, changes: dict[str, Any]) -> Use
     if changes.get("password"):
         user.password_hash = hash_password(changes["password"])
         _revoke_all(session, user.id)
-    session.flush()
+    _flush_names(session, user.username)
     return user
 
 

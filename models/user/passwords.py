@@ -11,8 +11,8 @@ import secrets
 N, R, P = 2**14, 8, 1
 
 
-def _scrypt(password: str, salt: bytes) -> bytes:
-    return hashlib.scrypt(password.encode(), salt=salt, n=N, r=R, p=P, maxmem=64 * 1024 * 1024)
+def _scrypt(password: str, salt: bytes, n: int = N, r: int = R, p: int = P) -> bytes:
+    return hashlib.scrypt(password.encode(), salt=salt, n=n, r=r, p=p, maxmem=64 * 1024 * 1024)
 
 
 def hash_password(password: str) -> str:
@@ -24,8 +24,9 @@ def hash_password(password: str) -> str:
 
 def verify_password(password: str, stored: str) -> bool:
     try:
-        _, _, _, _, salt, digest = stored.split("$")
-        expected = base64.b64decode(digest)
-        return hmac.compare_digest(_scrypt(password, base64.b64decode(salt)), expected)
+        # Each hash carries its own cost, so raising N, R or P keeps old passwords working.
+        _, n, r, p, salt, digest = stored.split("$")
+        actual = _scrypt(password, base64.b64decode(salt), int(n), int(r), int(p))
+        return hmac.compare_digest(actual, base64.b64decode(digest))
     except ValueError:
         return False

@@ -9,7 +9,7 @@ from marshmallow import Schema, fields, post_load, validate
 from webargs.fields import DelimitedList
 
 from models.pet import STATUSES
-from web.fields import Id, Text
+from web.fields import FullMatch, Id, Text
 
 # The spec's pattern for category names.
 NAME_PATTERN = r"^[a-zA-Z0-9]+[a-zA-Z0-9\.\-_]*[a-zA-Z0-9]+$"
@@ -18,7 +18,7 @@ Status = validate.OneOf(STATUSES)
 
 class CategorySchema(Schema):
     id = fields.Integer(dump_only=True)
-    name = Text(required=True, max_length=100, validate=[validate.Regexp(NAME_PATTERN)])
+    name = Text(required=True, max_length=100, validate=[FullMatch(NAME_PATTERN)])
 
 
 class TagSchema(Schema):

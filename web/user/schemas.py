@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
-from web.fields import Text
+from web.fields import FullMatch, Text
 
 USERNAME_PATTERN = r"^[a-zA-Z0-9]+[a-zA-Z0-9\.\-_]*[a-zA-Z0-9]+$"
-Username = validate.Regexp(USERNAME_PATTERN, error="Letters, digits, '.', '-' and '_' only, "
+Username = FullMatch(USERNAME_PATTERN, error="Letters, digits, '.', '-' and '_' only, "
                                                    "starting and ending with a letter or digit.")
 
 

@@ -1,0 +1,13 @@
+FROM python:3.11-slim
+WORKDIR /app
+ENV PYTHONUNBUFFERED=1
+COPY pyproject.toml setup.cfg README.md ./
+COPY web web
+COPY workers workers
+COPY models models
+COPY petstore petstore
+RUN pip install --no-cache-dir . && useradd --create-home petstore && mkdir -p /data/uploads \
+    && chown -R petstore /data
+USER petstore
+EXPOSE 8000 5555
+CMD ["gunicorn", "--bind", "0.0.0.0:8000", "web:create_app()"]
