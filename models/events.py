@@ -39,3 +39,29 @@ class PetUpdated(PetChanged):
 @dataclass(frozen=True)
 class PetDeleted(PetChanged):
     type: ClassVar[str] = "PET_DELETED"
+
+
+@dataclass(frozen=True)
+class PetReserved(PetChanged):
+    type: ClassVar[str] = "PET_RESERVED"
+
+
+@dataclass(frozen=True)
+class PetReleased(PetChanged):
+    type: ClassVar[str] = "PET_RELEASED"
+
+
+@dataclass(frozen=True)
+class OrderChanged(Event):
+    order_id: int
+    pet_id: int
+
+
+@dataclass(frozen=True)
+class OrderPlaced(OrderChanged):
+    type: ClassVar[str] = "ORDER_PLACED"
+
+
+@dataclass(frozen=True)
+class OrderCancelled(OrderChanged):
+    type: ClassVar[str] = "ORDER_CANCELLED"

@@ -41,6 +41,8 @@ class Settings:
     token_ttl_seconds: int
     login_attempts_per_hour: int
     outbox_relay_interval: float
+    sweep_interval: float
+    order_wait_seconds: float
 
     @classmethod
     def from_env(cls, env: os._Environ[str] | dict[str, str] = os.environ) -> Settings:
@@ -58,6 +60,8 @@ class Settings:
             token_ttl_seconds=int(env.get("PETSTORE_TOKEN_TTL", "3600")),
             login_attempts_per_hour=int(env.get("PETSTORE_LOGIN_LIMIT", "20")),
             outbox_relay_interval=float(env.get("PETSTORE_OUTBOX_INTERVAL", "2")),
+            sweep_interval=float(env.get("PETSTORE_SWEEP_INTERVAL", "2")),
+            order_wait_seconds=float(env.get("PETSTORE_ORDER_WAIT", "5")),
         )
 
 

@@ -47,6 +47,7 @@ def pytest_configure(config: pytest.Config) -> None:
         REDIS_URL=redis_url,
         PETSTORE_DATA_DIR=str(data_dir),
         PETSTORE_OUTBOX_INTERVAL="0.5",
+        PETSTORE_SWEEP_INTERVAL="0.5",
         PETSTORE_OWNER=f"owner{uuid.uuid4().hex[:6]}:{uuid.uuid4().hex}",
     )
     from models.migrate import upgrade
@@ -68,9 +69,9 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     shutil.rmtree(_state.pop("data_dir"), ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def worker():
-    """A real Celery worker with beat, consuming every queue, for the whole session."""
+    """A real Celery worker with beat, consuming every queue, for the test module."""
     from tests.support.worker import WorkerProcess
 
     process = WorkerProcess(_state["data_dir"] / "worker.log").start()

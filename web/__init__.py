@@ -10,10 +10,11 @@ from flask import Flask
 from werkzeug.exceptions import NotFound
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
+from models.order import OrderNotFound
 from models.pet import PetHeld, PetNotFound
 from models.user import BadCredentials, UsernameTaken, UserNotFound
 from petstore.settings import get_settings
-from web import pet, photo, store, user
+from web import pet, photo, saga, store, user
 from web.api import Api, error_maps
 from web.auth import SECURITY_SCHEMES
 from workers import relay
@@ -21,6 +22,7 @@ from workers import relay
 API_ROOT = "/v2"
 DOMAIN_ERRORS = {
     PetNotFound: 404,
+    OrderNotFound: 404,
     UserNotFound: 404,
     PetHeld: 409,
     UsernameTaken: 409,
@@ -37,6 +39,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         UPLOAD_DIR=settings.upload_dir,
         TOKEN_TTL_SECONDS=settings.token_ttl_seconds,
         LOGIN_ATTEMPTS_PER_HOUR=settings.login_attempts_per_hour,
+        ORDER_WAIT_SECONDS=settings.order_wait_seconds,
         API_TITLE="Petstore sagas",
         API_VERSION="1.0.0",
         OPENAPI_VERSION="3.0.3",
@@ -52,7 +55,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         "servers": [{"url": API_ROOT}],
         "components": {"securitySchemes": SECURITY_SCHEMES},
     })
-    for blueprint in (pet.blp, store.blp, user.blp, photo.blp):
+    for blueprint in (pet.blp, store.blp, user.blp, photo.blp, saga.blp):
         api.register_blueprint(blueprint)
     error_maps(app, api, DOMAIN_ERRORS)
     relay.install()

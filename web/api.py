@@ -19,6 +19,8 @@ class Api(flask_smorest.Api):
     def handle_http_exception(self, error: HTTPException):
         payload, code, headers = super().handle_http_exception(error)
         payload.setdefault("message", error.description)
+        # What `abort(..., extra={...})` adds, such as the saga a failure belongs to.
+        payload.update((getattr(error, "data", None) or {}).get("extra", {}))
         # Keep what the exception itself says, such as a 405's `Allow`.
         own = {k: v for k, v in error.get_headers() if k.lower() != "content-type"}
         return payload, code, {**own, **(headers or {})}

@@ -6,6 +6,8 @@ SUBSCRIBERS: dict[str, tuple[str, ...]] = {
     "PET_CREATED": ("inventory.on_pet_changed",),
     "PET_UPDATED": ("inventory.on_pet_changed",),
     "PET_DELETED": ("inventory.on_pet_changed", "photos.on_pet_deleted"),
+    "PET_RESERVED": ("inventory.on_pet_changed",),
+    "PET_RELEASED": ("inventory.on_pet_changed",),
 }
 
 

@@ -22,7 +22,8 @@ ROUTES = {
     "sagas.*": {"queue": "sagas"},
     "outbox.*": {"queue": "sagas"},
 }
-TASK_MODULES = ["workers.photos", "workers.inventory", "workers.relay"]
+TASK_MODULES = ["workers.pets", "workers.photos", "workers.orders", "workers.inventory",
+                "workers.sagas", "workers.relay"]
 
 
 def config() -> dict[str, Any]:
@@ -49,6 +50,7 @@ def config() -> dict[str, Any]:
         "enable_utc": True,
         "beat_schedule": {
             "relay-outbox": {"task": "outbox.relay", "schedule": settings.outbox_relay_interval},
+            "sweep-sagas": {"task": "sagas.sweep", "schedule": settings.sweep_interval},
         },
     }
 

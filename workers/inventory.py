@@ -1,10 +1,15 @@
-"""The inventory service's tasks: it follows pet events into its own counts."""
+"""The inventory service's tasks: it follows pet events and takes part in order sagas."""
 
 from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.orm import Session
 
 from models.db import unit_of_work
 from models.inventory import apply_pet_status
 from workers.celery_app import app
+from workers.steps import saga_step
 
 
 @app.task(name="inventory.on_pet_changed")
@@ -13,3 +18,15 @@ def on_pet_changed(event_id: str, event_type: str, pet_id: int, status: str | No
     """Count the pet under its new status; older or repeated news changes nothing."""
     with unit_of_work() as session:
         return apply_pet_status(session, pet_id, status, version)
+
+
+@saga_step("inventory.reserve_stock")
+def reserve_stock(session: Session, order: dict[str, Any]) -> None:
+    """Count the reserved pet as pending, as of the reservation's version."""
+    apply_pet_status(session, order["pet_id"], "pending", order["pet_version"])
+
+
+@saga_step("inventory.release_stock")
+def release_stock(session: Session, order: dict[str, Any]) -> None:
+    """Count the pet available again, as of the version its release will have."""
+    apply_pet_status(session, order["pet_id"], "available", order["pet_version"] + 1)

@@ -3,9 +3,11 @@
 from alembic import context
 
 import models.inventory
+import models.order
 import models.outbox
 import models.pet
 import models.photo
+import models.saga
 import models.user  # noqa: F401  (registers every service's tables)
 from models.db import Base, engine
 

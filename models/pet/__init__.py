@@ -2,6 +2,7 @@
 
 from models.pet.operations import (
     PetHeld,
+    PetNotAvailable,
     PetNotFound,
     add_pet,
     add_photo_url,
@@ -9,7 +10,9 @@ from models.pet.operations import (
     find_by_status,
     find_by_tags,
     get_pet,
+    release_pet,
     replace_pet,
+    reserve_pet,
     update_pet_fields,
 )
 from models.pet.tables import STATUSES, Category, Pet, Tag
@@ -19,6 +22,7 @@ __all__ = [
     "Category",
     "Pet",
     "PetHeld",
+    "PetNotAvailable",
     "PetNotFound",
     "Tag",
     "add_pet",
@@ -27,6 +31,8 @@ __all__ = [
     "find_by_status",
     "find_by_tags",
     "get_pet",
+    "release_pet",
     "replace_pet",
+    "reserve_pet",
     "update_pet_fields",
 ]

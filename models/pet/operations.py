@@ -4,19 +4,35 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from models.events import PetChanged, PetCreated, PetDeleted, PetUpdated
+from models.events import (
+    PetChanged,
+    PetCreated,
+    PetDeleted,
+    PetReleased,
+    PetReserved,
+    PetUpdated,
+)
 from models.outbox import publish, send_task
-from models.pet.tables import AVAILABLE, HELD, Category, Pet, Tag, pet_tags
+from models.pet.tables import AVAILABLE, HELD, PENDING, Category, Pet, Tag, pet_tags
 
 
 class PetNotFound(LookupError):
     def __init__(self, pet_id: int) -> None:
         super().__init__(f"Pet {pet_id} not found")
         self.pet_id = pet_id
+
+
+class PetNotAvailable(Exception):
+    """The pet is pending or sold: another order has it."""
+
+    def __init__(self, pet_id: int, status: str) -> None:
+        super().__init__(f"Pet {pet_id} is not available: it is {status}")
+        self.pet_id = pet_id
+        self.status = status
 
 
 class PetHeld(Exception):
@@ -41,10 +57,17 @@ def _named(session: Session, model: type[Category] | type[Tag], names: Iterable[
     return [by_name[n] for n in wanted]
 
 
+def _set_status(pet: Pet, status: str) -> None:
+    """Only an order's saga moves a pet that an order holds."""
+    if pet.order_id is not None and status != pet.status:
+        raise PetHeld(pet.id, pet.status)
+    pet.status = status
+
+
 def _apply(session: Session, pet: Pet, *, name: str, photo_urls: Sequence[str],
            category: str | None, tags: Sequence[str], status: str) -> None:
     pet.name = name
-    pet.status = status
+    _set_status(pet, status)
     pet.photo_urls = list(dict.fromkeys(photo_urls))
     pet.category = _named(session, Category, [category])[0] if category else None
     pet.tags = _named(session, Tag, tags)
@@ -95,7 +118,7 @@ def update_pet_fields(session: Session, pet_id: int, *, name: str | None = None,
     if name is not None:
         pet.name = name
     if status is not None:
-        pet.status = status
+        _set_status(pet, status)
     pet.version += 1
     session.flush()
     _announce(session, pet, PetUpdated, [])
@@ -123,6 +146,37 @@ def delete_pet(session: Session, pet_id: int) -> None:
             raise PetNotFound(pet_id)
         raise PetHeld(pet_id, status)
     publish(session, PetDeleted(pet_id=pet_id, status=None, version=deleted.version + 1))
+
+
+def reserve_pet(session: Session, pet_id: int, order_id: int) -> int:
+    """available -> pending for this order, in one statement: of many racing orders
+    exactly one wins. Returns the pet's new version."""
+    reserved = session.execute(
+        update(Pet).where(Pet.id == pet_id, Pet.status == AVAILABLE)
+        .values(status=PENDING, order_id=order_id, version=Pet.version + 1)
+        .returning(Pet.version)
+    ).first()
+    if reserved is None:
+        status = session.scalar(select(Pet.status).where(Pet.id == pet_id))
+        if status is None:
+            raise PetNotFound(pet_id)
+        raise PetNotAvailable(pet_id, status)
+    publish(session, PetReserved(pet_id=pet_id, status=PENDING, version=reserved.version))
+    return reserved.version
+
+
+def release_pet(session: Session, pet_id: int, order_id: int) -> int | None:
+    """pending -> available, only if this order holds the pet; else nothing happens.
+    Returns the pet's new version when it was released."""
+    released = session.execute(
+        update(Pet).where(Pet.id == pet_id, Pet.order_id == order_id, Pet.status == PENDING)
+        .values(status=AVAILABLE, order_id=None, version=Pet.version + 1)
+        .returning(Pet.version)
+    ).first()
+    if released is None:
+        return None
+    publish(session, PetReleased(pet_id=pet_id, status=AVAILABLE, version=released.version))
+    return released.version
 
 
 def get_pet(session: Session, pet_id: int) -> Pet:

@@ -54,6 +54,8 @@ class Pet(Base):
     status: Mapped[str] = mapped_column(String(16), default=AVAILABLE)
     category_id: Mapped[int | None] = mapped_column(ForeignKey("categories.id"))
     photo_urls: Mapped[list[str]] = mapped_column(ARRAY(Text), default=list)
+    # The order holding the pet while it is pending (an id: orders are another service's).
+    order_id: Mapped[int | None]
     # Bumped on every change; events carry it so read models can ignore stale news.
     version: Mapped[int] = mapped_column(default=1)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -1,0 +1,45 @@
+"""How a saga is declared: steps, each with its action, compensation and policies."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Retry:
+    """At most `attempts` deliveries; waits grow from `backoff` seconds, doubling, jittered."""
+
+    attempts: int = 3
+    backoff: float = 0.2
+    max_backoff: float = 30.0
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait after failed attempt number `attempt` (1-based): equal jitter."""
+        ceiling = min(self.max_backoff, self.backoff * 2 ** (attempt - 1))
+        return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    action: str  # the participant's task, `service.action`
+    compensation: str | None = None
+    retry: Retry = field(default_factory=Retry)
+    compensation_retry: Retry = field(default_factory=lambda: Retry(attempts=10))
+    # Names of the participant's errors that are refusals: never retried, compensated.
+    business_errors: frozenset[str] = frozenset()
+    # Past this many seconds without an answer the sweeper dispatches the step again.
+    timeout: float = 10.0
+
+
+@dataclass(frozen=True)
+class SagaDefinition:
+    kind: str
+    steps: tuple[Step, ...]
+
+    def index(self, step_name: str) -> int:
+        for i, step in enumerate(self.steps):
+            if step.name == step_name:
+                return i
+        raise KeyError(f"{self.kind} has no step {step_name!r}")

@@ -1,0 +1,229 @@
+"""The orchestrator: every saga transition, each inside the caller's transaction.
+
+The saga row is the state. Each function locks it, checks that the message it acts on
+is about the current step and phase (a duplicate or late one is ignored), changes it,
+and writes the next command to the outbox in the same commit.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import Update, select, update
+from sqlalchemy.orm import Session
+
+from models.db import utcnow
+from models.outbox import first_time, send_task
+from models.saga import (
+    ACTION,
+    COMPENSATED,
+    COMPENSATING,
+    COMPENSATION,
+    COMPLETED,
+    FAILED,
+    IN_FLIGHT,
+    Saga,
+    SagaStep,
+)
+from sagas.definition import Retry, SagaDefinition, Step
+from sagas.faults import InjectedFailure
+from sagas.registry import definition_of
+
+Action = Callable[[dict[str, Any]], dict[str, Any] | None]
+SWEEP_BATCH = 100
+
+
+def start(session: Session, definition: SagaDefinition, payload: dict[str, Any], *,
+          started_by: int | None = None, idempotency_key: str | None = None,
+          request_hash: str | None = None) -> Saga:
+    """Store a new saga and dispatch its first step when the transaction commits."""
+    saga = Saga(id=uuid.uuid4(), kind=definition.kind, payload=payload, started_by=started_by,
+                idempotency_key=idempotency_key, request_hash=request_hash, version=0)
+    session.add(saga)
+    _dispatch(session, saga, 0, ACTION)
+    return saga
+
+
+def begin_attempt(session: Session, saga_id: str, step: str, phase: str,
+                  task_id: str | None) -> int | None:
+    """Count a delivery of the step before running it, so crashes count too.
+
+    Returns the attempt's number; None when the message is stale or the step has used
+    up its attempts (then the saga moves on: compensation, or failed).
+    """
+    saga = _current(session, saga_id, step, phase)
+    if saga is None:
+        return None
+    definition = definition_of(saga.kind)
+    _close_running(session, saga, "lost", "the worker stopped before answering")
+    if saga.attempt >= _policy(definition, saga).attempts:
+        _give_up(session, definition, saga, f"{step} {phase}: no answer after "
+                                            f"{saga.attempt} attempts")
+        return None
+    now = utcnow()
+    saga.attempt += 1
+    saga.deadline_at = now + timedelta(seconds=definition.steps[saga.current_step].timeout)
+    saga.version += 1
+    session.add(SagaStep(saga_id=saga.id, step=step, step_index=saga.current_step, phase=phase,
+                         attempt=saga.attempt, status="running", task_id=task_id,
+                         task_name=_task_name(definition.steps[saga.current_step], phase),
+                         started_at=now))
+    return saga.attempt
+
+
+def finish_attempt(session: Session, saga_id: str, step: str, phase: str, attempt: int,
+                   action: Action) -> None:
+    """Run the participant's action and advance the saga, in one transaction.
+
+    A business refusal is recorded and turns the saga back; any other error propagates,
+    rolling everything back, for `fail_attempt` to decide on a retry.
+    """
+    saga = _current(session, saga_id, step, phase)
+    if saga is None or not first_time(session, f"saga:{phase}", f"{saga_id}:{step}"):
+        return
+    definition = definition_of(saga.kind)
+    current = definition.steps[saga.current_step]
+    try:
+        with session.begin_nested():
+            reply = action(saga.payload) or {}
+    except Exception as exc:
+        name = type(exc).__name__
+        if phase != ACTION or not (name in current.business_errors
+                                   or isinstance(exc, InjectedFailure)):
+            raise
+        _close(session, saga, attempt, "refused", f"{name}: {exc}")
+        saga.error, saga.error_code = f"{step} refused: {exc}", name
+        _turn_back(session, definition, saga)
+        return
+    _close(session, saga, attempt, "succeeded")
+    saga.payload = {**saga.payload, **reply}
+    _advance(session, definition, saga)
+
+
+def fail_attempt(session: Session, saga_id: str, step: str, phase: str, attempt: int,
+                 error: str) -> float | None:
+    """Record a transient failure; seconds until the retry, or None when giving up."""
+    saga = _current(session, saga_id, step, phase)
+    if saga is None:
+        return None
+    definition = definition_of(saga.kind)
+    _close(session, saga, attempt, "failed", error)
+    policy = _policy(definition, saga)
+    if saga.attempt >= policy.attempts:
+        _give_up(session, definition, saga,
+                 f"{step} {phase} failed {saga.attempt} times, last: {error}")
+        return None
+    delay = policy.delay(saga.attempt)
+    timeout = definition.steps[saga.current_step].timeout
+    saga.deadline_at = utcnow() + timedelta(seconds=delay + timeout)
+    saga.version += 1
+    return delay
+
+
+def sweep(session: Session) -> int:
+    """Dispatch again the current step of every saga past its deadline."""
+    overdue = session.scalars(
+        select(Saga).where(Saga.status.in_(IN_FLIGHT), Saga.deadline_at < utcnow())
+        .order_by(Saga.deadline_at).limit(SWEEP_BATCH).with_for_update(skip_locked=True)
+    ).all()
+    for saga in overdue:
+        definition = definition_of(saga.kind)
+        if saga.sweeps >= _policy(definition, saga).attempts:
+            _give_up(session, definition, saga, f"step {saga.current_step} {saga.phase} "
+                                                f"timed out {saga.sweeps} times")
+        else:
+            saga.sweeps += 1
+            _send(session, definition, saga)
+    return len(overdue)
+
+
+def _current(session: Session, saga_id: str, step: str, phase: str) -> Saga | None:
+    """The locked saga, if this step and phase is what it waits for."""
+    saga = session.get(Saga, uuid.UUID(saga_id), with_for_update=True, populate_existing=True)
+    if saga is None or saga.status not in IN_FLIGHT or saga.phase != phase:
+        return None
+    steps = definition_of(saga.kind).steps
+    return saga if steps[saga.current_step].name == step else None
+
+
+def _policy(definition: SagaDefinition, saga: Saga) -> Retry:
+    step = definition.steps[saga.current_step]
+    return step.retry if saga.phase == ACTION else step.compensation_retry
+
+
+def _task_name(step: Step, phase: str) -> str:
+    return step.action if phase == ACTION else step.compensation  # type: ignore[return-value]
+
+
+def _attempts(saga: Saga) -> Update:
+    return update(SagaStep).where(SagaStep.saga_id == saga.id,
+                                  SagaStep.step_index == saga.current_step,
+                                  SagaStep.phase == saga.phase)
+
+
+def _close_running(session: Session, saga: Saga, status: str, error: str) -> None:
+    session.execute(_attempts(saga).where(SagaStep.status == "running")
+                    .values(status=status, error=error, ended_at=utcnow()))
+
+
+def _close(session: Session, saga: Saga, attempt: int, status: str,
+           error: str | None = None) -> None:
+    session.execute(_attempts(saga).where(SagaStep.attempt == attempt)
+                    .values(status=status, error=error, ended_at=utcnow()))
+
+
+def _dispatch(session: Session, saga: Saga, index: int, phase: str) -> None:
+    saga.current_step, saga.phase, saga.attempt, saga.sweeps = index, phase, 0, 0
+    _send(session, definition_of(saga.kind), saga)
+
+
+def _send(session: Session, definition: SagaDefinition, saga: Saga) -> None:
+    step = definition.steps[saga.current_step]
+    saga.deadline_at = utcnow() + timedelta(seconds=step.timeout)
+    saga.version += 1
+    send_task(session, _task_name(step, saga.phase), saga_id=str(saga.id), step=step.name,
+              phase=saga.phase)
+
+
+def _advance(session: Session, definition: SagaDefinition, saga: Saga) -> None:
+    if saga.phase == ACTION:
+        if saga.current_step + 1 < len(definition.steps):
+            _dispatch(session, saga, saga.current_step + 1, ACTION)
+        else:
+            _end(saga, COMPLETED)
+    else:
+        _compensate_before(session, definition, saga, saga.current_step)
+
+
+def _turn_back(session: Session, definition: SagaDefinition, saga: Saga) -> None:
+    """The current step did nothing; undo the steps before it, last first."""
+    saga.status = COMPENSATING
+    _compensate_before(session, definition, saga, saga.current_step)
+
+
+def _compensate_before(session: Session, definition: SagaDefinition, saga: Saga,
+                       index: int) -> None:
+    for earlier in range(index - 1, -1, -1):
+        if definition.steps[earlier].compensation:
+            _dispatch(session, saga, earlier, COMPENSATION)
+            return
+    _end(saga, COMPENSATED)
+
+
+def _give_up(session: Session, definition: SagaDefinition, saga: Saga, error: str) -> None:
+    saga.error = error
+    if saga.phase == ACTION:
+        _turn_back(session, definition, saga)
+    else:
+        _end(saga, FAILED)  # a compensation that cannot finish needs an operator
+
+
+def _end(saga: Saga, status: str) -> None:
+    saga.status = status
+    saga.deadline_at = None
+    saga.ended_at = utcnow()
+    saga.version += 1
+

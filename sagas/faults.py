@@ -1,0 +1,66 @@
+"""Fault injection for tests and demos, off unless `PETSTORE_FAULTS` names some.
+
+`PETSTORE_FAULTS="inventory.reserve_stock=error:0.3,pets.release_pet=fail"`:
+- `error[:p]`: a transient error (retried), on every try or with probability p;
+- `fail[:p]`: a business refusal (never retried: the saga compensates);
+- `crash[:p]`: the worker process dies mid-step, before its transaction commits;
+- `delay:s`: the step takes s seconds longer, mid-step.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import time
+from dataclasses import dataclass
+from functools import cache
+
+
+class InjectedError(RuntimeError):
+    """A transient fault: the step is retried."""
+
+
+class InjectedFailure(Exception):
+    """A business refusal: the saga compensates."""
+
+
+@dataclass(frozen=True)
+class Fault:
+    kind: str
+    value: float
+
+
+KINDS = ("error", "fail", "crash", "delay")
+
+
+def parse(spec: str) -> dict[str, Fault]:
+    faults = {}
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        task, _, fault = item.partition("=")
+        kind, _, value = fault.partition(":")
+        if kind not in KINDS or not task:
+            raise ValueError(f"PETSTORE_FAULTS: cannot read {item!r}; expected "
+                             f"task=error|fail|crash[:probability] or task=delay:seconds")
+        faults[task.strip()] = Fault(kind, float(value) if value else 1.0)
+    return faults
+
+
+@cache
+def configured() -> dict[str, Fault]:
+    return parse(os.environ.get("PETSTORE_FAULTS", ""))
+
+
+def inject(task_name: str) -> None:
+    """Called mid-step, inside the step's transaction."""
+    fault = configured().get(task_name)
+    if fault is None:
+        return
+    if fault.kind == "delay":
+        time.sleep(fault.value)
+    elif random.random() < fault.value:
+        if fault.kind == "error":
+            raise InjectedError(f"injected transient error in {task_name}")
+        if fault.kind == "fail":
+            raise InjectedFailure(f"injected business failure in {task_name}")
+        os.kill(os.getpid(), signal.SIGKILL)

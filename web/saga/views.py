@@ -1,0 +1,91 @@
+"""Sagas and their step logs."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from flask.views import MethodView
+from flask_smorest import abort
+from marshmallow import Schema, fields, validate
+from sqlalchemy import func, select
+from sqlalchemy.orm import selectinload
+
+from models.db import unit_of_work
+from models.saga import SAGA_STATUSES, Saga
+from sagas.registry import DEFINITIONS
+from web.api import Blueprint
+from web.auth import login_required
+
+blp = Blueprint("sagas", __name__, url_prefix="/sagas", description="Sagas and their steps")
+
+
+class SagaStepSchema(Schema):
+    step = fields.String()
+    phase = fields.String()
+    attempt = fields.Integer()
+    status = fields.String()
+    taskName = fields.String(attribute="task_name")
+    taskId = fields.String(attribute="task_id", allow_none=True)
+    error = fields.String(allow_none=True)
+    startedAt = fields.DateTime(attribute="started_at", allow_none=True)
+    endedAt = fields.DateTime(attribute="ended_at", allow_none=True)
+
+
+class SagaSchema(Schema):
+    id = fields.UUID()
+    kind = fields.String()
+    status = fields.String()
+    currentStep = fields.Method("step_name")
+    phase = fields.String()
+    payload = fields.Dict()
+    error = fields.String(allow_none=True)
+    errorCode = fields.String(attribute="error_code", allow_none=True)
+    version = fields.Integer()
+    createdAt = fields.DateTime(attribute="created_at")
+    updatedAt = fields.DateTime(attribute="updated_at")
+    endedAt = fields.DateTime(attribute="ended_at", allow_none=True)
+
+    def step_name(self, saga: Saga) -> str:
+        return DEFINITIONS[saga.kind].steps[saga.current_step].name
+
+
+class SagaWithStepsSchema(SagaSchema):
+    steps = fields.List(fields.Nested(SagaStepSchema))
+
+
+class SagaQuerySchema(Schema):
+    status = fields.String(validate=validate.OneOf(SAGA_STATUSES))
+    kind = fields.String(validate=validate.OneOf(sorted(DEFINITIONS)))
+
+
+@blp.route("")
+class Sagas(MethodView):
+    @login_required(blp, owner=True)
+    @blp.arguments(SagaQuerySchema, location="query")
+    @blp.response(200, SagaSchema(many=True))
+    @blp.paginate()
+    def get(self, query: dict[str, Any], pagination_parameters):
+        """List sagas, newest first"""
+        conditions = [getattr(Saga, name) == value for name, value in query.items()]
+        with unit_of_work() as session:
+            pagination_parameters.item_count = session.scalar(
+                select(func.count()).select_from(Saga).where(*conditions))
+            return session.scalars(
+                select(Saga).where(*conditions).order_by(Saga.created_at.desc())
+                .offset(pagination_parameters.first_item)
+                .limit(pagination_parameters.page_size)).all()
+
+
+@blp.route("/<uuid:saga_id>")
+@login_required(blp, owner=True)
+@blp.response(200, SagaWithStepsSchema)
+@blp.alt_response(404, response="NOT_FOUND")
+def saga_by_id(saga_id: uuid.UUID):
+    """A saga and the log of its step attempts"""
+    with unit_of_work() as session:
+        saga = session.scalar(select(Saga).where(Saga.id == saga_id)
+                              .options(selectinload(Saga.steps)))
+    if saga is None:
+        abort(404, message=f"Saga {saga_id} not found")
+    return saga

@@ -1,0 +1,38 @@
+"""Request and response shapes of the store operations."""
+
+from __future__ import annotations
+
+from datetime import UTC
+
+from marshmallow import Schema, fields, validate
+
+from models.order import STATUSES
+from web.fields import Id
+
+
+class InventorySchema(Schema):
+    available = fields.Integer(required=True)
+    pending = fields.Integer(required=True)
+    sold = fields.Integer(required=True)
+
+
+class OrderSchema(Schema):
+    """An order for one pet. `id`, `status` and `complete` are the store's to set."""
+
+    id = fields.Integer(dump_only=True)
+    petId = Id(required=True, attribute="pet_id")
+    quantity = fields.Integer(strict=True, load_default=1, validate=validate.Equal(
+        1, error="Each pet is one animal: quantity must be 1."))
+    shipDate = fields.AwareDateTime(attribute="ship_date", allow_none=True,
+                                    default_timezone=UTC)
+    status = fields.String(validate=validate.OneOf(STATUSES),
+                           metadata={"description": "Order Status"})
+    complete = fields.Boolean()
+
+
+class OrderAcceptedSchema(Schema):
+    """The order's saga has not settled yet: poll the saga, or the order later."""
+
+    sagaId = fields.UUID(attribute="saga_id")
+    orderId = fields.Integer(attribute="order_id")
+    status = fields.String()
