@@ -43,6 +43,7 @@ class Settings:
     outbox_relay_interval: float
     sweep_interval: float
     order_wait_seconds: float
+    retry_scale: float
 
     @classmethod
     def from_env(cls, env: os._Environ[str] | dict[str, str] = os.environ) -> Settings:
@@ -62,6 +63,7 @@ class Settings:
             outbox_relay_interval=float(env.get("PETSTORE_OUTBOX_INTERVAL", "2")),
             sweep_interval=float(env.get("PETSTORE_SWEEP_INTERVAL", "2")),
             order_wait_seconds=float(env.get("PETSTORE_ORDER_WAIT", "5")),
+            retry_scale=float(env.get("PETSTORE_RETRY_SCALE", "1")),
         )
 
 

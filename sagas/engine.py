@@ -28,6 +28,7 @@ from models.saga import (
     Saga,
     SagaStep,
 )
+from petstore.settings import get_settings
 from sagas.definition import Retry, SagaDefinition, Step
 from sagas.faults import InjectedFailure
 from sagas.registry import definition_of
@@ -116,7 +117,7 @@ def fail_attempt(session: Session, saga_id: str, step: str, phase: str, attempt:
         _give_up(session, definition, saga,
                  f"{step} {phase} failed {saga.attempt} times, last: {error}")
         return None
-    delay = policy.delay(saga.attempt)
+    delay = policy.delay(saga.attempt) * get_settings().retry_scale
     timeout = definition.steps[saga.current_step].timeout
     saga.deadline_at = utcnow() + timedelta(seconds=delay + timeout)
     saga.version += 1

@@ -48,6 +48,7 @@ def pytest_configure(config: pytest.Config) -> None:
         PETSTORE_DATA_DIR=str(data_dir),
         PETSTORE_OUTBOX_INTERVAL="0.5",
         PETSTORE_SWEEP_INTERVAL="0.5",
+        PETSTORE_RETRY_SCALE="0.05",
         PETSTORE_OWNER=f"owner{uuid.uuid4().hex[:6]}:{uuid.uuid4().hex}",
     )
     from models.migrate import upgrade

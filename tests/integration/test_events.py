@@ -8,13 +8,13 @@ from contextlib import contextmanager
 
 import pytest
 from kombu import Connection
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from models.db import unit_of_work
-from models.inventory import InventoryPet, counts
+from models.inventory import InventoryPet
 from models.outbox import OutboxMessage
-from models.pet import Pet
 from models.photo import photos_of
+from tests.support.system import pets_by_status, settled
 from tests.support.waiting import eventually
 from workers import relay
 from workers.celery_app import app as celery
@@ -38,19 +38,6 @@ def add(client, owner, **overrides) -> dict:
 def inventory_status(pet_id: int) -> InventoryPet | None:
     with unit_of_work() as session:
         return session.get(InventoryPet, pet_id)
-
-
-def pets_by_status() -> dict[str, int]:
-    with unit_of_work() as session:
-        rows = session.execute(select(Pet.status, func.count()).group_by(Pet.status)).all()
-    return {"available": 0, "pending": 0, "sold": 0, **dict(rows)}
-
-
-def settled() -> bool:
-    with unit_of_work() as session:
-        pending = session.scalar(select(func.count()).select_from(OutboxMessage)
-                                 .where(OutboxMessage.sent_at.is_(None)))
-        return pending == 0 and counts(session) == pets_by_status()
 
 
 def test_the_inventory_follows_a_pet_through_its_life(client, owner):

@@ -1,0 +1,158 @@
+"""The create-order saga under injected faults: each test runs its own real worker whose
+PETSTORE_FAULTS break one step, and checks what the saga undid, in which order."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from models.db import unit_of_work
+from models.order import get_order
+from models.saga import Saga
+from tests.support.system import settled
+from tests.support.waiting import eventually
+from tests.support.worker import WorkerProcess
+
+ACTIONS = [("reserve_pet", "action"), ("place_order", "action"),
+           ("count_reservation", "action")]
+
+
+@pytest.fixture
+def faulty_worker(tmp_path):
+    """Start a worker (with beat) whose PETSTORE_FAULTS are these."""
+    started: list[WorkerProcess] = []
+
+    def start(faults: str, *, beat: bool = True) -> WorkerProcess:
+        worker = WorkerProcess(tmp_path / f"worker{len(started)}.log", f"faulty{len(started)}",
+                               beat=beat, env={"PETSTORE_FAULTS": faults}).start()
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop()
+
+
+def add_pet(client, owner) -> dict:
+    body = {"name": f"rex-{uuid.uuid4().hex[:8]}", "photoUrls": []}
+    return client.post("/v2/pet", json=body, headers=owner).json
+
+
+def order(client, customer, pet, **headers):
+    return client.post("/v2/store/order", json={"petId": pet["id"]},
+                       headers={**customer, **headers})
+
+
+def saga_log(saga_id: str) -> tuple[Saga, list[tuple[str, str, str]]]:
+    with unit_of_work() as session:
+        saga = session.scalar(select(Saga).where(Saga.id == uuid.UUID(saga_id))
+                              .options(selectinload(Saga.steps)))
+    return saga, [(s.step, s.phase, s.status) for s in saga.steps]
+
+
+def settled_saga(saga_id: str) -> Saga:
+    return eventually(lambda: (saga := saga_log(saga_id)[0]).status in (
+        "completed", "compensated", "failed") and saga, timeout=30)
+
+
+def order_status(order_id: int) -> str | None:
+    with unit_of_work() as session:
+        try:
+            return get_order(session, order_id).status
+        except LookupError:
+            return None
+
+
+@pytest.mark.parametrize(("fault", "undone"), [
+    ("pets.reserve_pet", []),
+    ("orders.place_order", [("reserve_pet", "compensation", "succeeded")]),
+    ("inventory.reserve_stock", [("place_order", "compensation", "succeeded"),
+                                 ("reserve_pet", "compensation", "succeeded")]),
+])
+def test_a_business_failure_compensates_the_steps_before_it_in_reverse(
+        client, owner, customer, faulty_worker, fault, undone):
+    faulty_worker(f"{fault}=fail")
+    pet = add_pet(client, owner)
+    response = order(client, customer, pet)
+    assert response.status_code == 503, response.json
+    assert response.json["sagaStatus"] == "compensated"
+    saga, log = saga_log(response.json["sagaId"])
+    failed_at = [task for task, _ in ACTIONS].index(
+        {"pets.reserve_pet": "reserve_pet", "orders.place_order": "place_order",
+         "inventory.reserve_stock": "count_reservation"}[fault])
+    assert log == [(step, phase, "succeeded") for step, phase in ACTIONS[:failed_at]] + [
+        (*ACTIONS[failed_at], "refused")] + undone
+    assert saga.error_code == "InjectedFailure"
+    assert client.get(f"/v2/pet/{pet['id']}").json["status"] == "available"
+    assert order_status(response.json["orderId"]) in (None, "cancelled")
+    eventually(settled)
+
+
+@pytest.mark.parametrize(("fault", "attempts"), [
+    ("pets.reserve_pet", 3), ("orders.place_order", 3), ("inventory.reserve_stock", 5)])
+def test_a_step_failing_transiently_is_retried_then_compensated(
+        client, owner, customer, faulty_worker, fault, attempts):
+    faulty_worker(f"{fault}=error")
+    pet = add_pet(client, owner)
+    response = order(client, customer, pet, Prefer="respond-async")
+    saga = settled_saga(response.json["sagaId"])
+    _, log = saga_log(response.json["sagaId"])
+    failing = [entry for entry in log if entry[2] == "failed"]
+    assert len(failing) == attempts
+    assert len({(step, phase) for step, phase, _ in failing}) == 1
+    assert "injected transient error" in saga.error
+    assert saga.status == "compensated"
+    assert all(status == "succeeded" for _, phase, status in log if phase == "compensation")
+    assert client.get(f"/v2/pet/{pet['id']}").json["status"] == "available"
+    eventually(settled)
+
+
+def test_a_compensation_that_keeps_failing_ends_the_saga_failed(
+        client, owner, customer, faulty_worker):
+    faulty_worker("inventory.reserve_stock=fail,pets.release_pet=error")
+    pet = add_pet(client, owner)
+    response = order(client, customer, pet, Prefer="respond-async")
+    saga = settled_saga(response.json["sagaId"])
+    _, log = saga_log(response.json["sagaId"])
+    assert saga.status == "failed"
+    assert "release" in saga.error or "reserve_pet compensation" in saga.error
+    assert log[-10:] == [("reserve_pet", "compensation", "failed")] * 10
+    assert ("place_order", "compensation", "succeeded") in log
+    # Visible and left for an operator: the pet stays reserved, the order cancelled.
+    assert client.get(f"/v2/pet/{pet['id']}").json["status"] == "pending"
+    assert order_status(saga.payload["order_id"]) == "cancelled"
+
+
+def test_a_step_that_crashes_its_worker_every_time_is_given_up_and_compensated(
+        client, owner, customer, faulty_worker):
+    faulty_worker("inventory.reserve_stock=crash")
+    pet = add_pet(client, owner)
+    response = order(client, customer, pet, Prefer="respond-async")
+    saga = settled_saga(response.json["sagaId"])
+    _, log = saga_log(response.json["sagaId"])
+    assert saga.status == "compensated"
+    assert log.count(("count_reservation", "action", "lost")) >= 4
+    assert client.get(f"/v2/pet/{pet['id']}").json["status"] == "available"
+    eventually(settled)
+
+
+def test_a_worker_killed_mid_step_is_recovered_by_the_sweeper(
+        client, owner, customer, faulty_worker):
+    doomed = faulty_worker("inventory.reserve_stock=delay:60", beat=False)
+    pet = add_pet(client, owner)
+    response = order(client, customer, pet, Prefer="respond-async")
+    saga_id = response.json["sagaId"]
+    eventually(lambda: ("count_reservation", "action", "running") in saga_log(saga_id)[1])
+    doomed.kill()  # a real SIGKILL to the worker and its children, mid-step
+
+    faulty_worker("")  # a healthy worker, whose beat runs the sweeper
+    saga = settled_saga(saga_id)
+    _, log = saga_log(saga_id)
+    assert saga.status == "completed"
+    assert log[-2:] == [("count_reservation", "action", "lost"),
+                        ("count_reservation", "action", "succeeded")]
+    assert client.get(f"/v2/pet/{pet['id']}").json["status"] == "pending"
+    eventually(settled)
