@@ -16,7 +16,8 @@ class Retry:
 
     def delay(self, attempt: int) -> float:
         """Seconds to wait after failed attempt number `attempt` (1-based): equal jitter."""
-        ceiling = min(self.max_backoff, self.backoff * 2 ** (attempt - 1))
+        # The exponent is capped so that huge attempt budgets cannot overflow a float.
+        ceiling = min(self.max_backoff, self.backoff * 2 ** min(attempt - 1, 64))
         return ceiling / 2 + random.uniform(0, ceiling / 2)
 
 

@@ -96,10 +96,12 @@ def finish_attempt(session: Session, saga_id: str, step: str, phase: str, attemp
                                    or isinstance(exc, InjectedFailure)):
             raise
         _close(session, saga, attempt, "refused", f"{name}: {exc}")
+        _close_running(session, saga, "superseded", f"attempt {attempt} answered first")
         saga.error, saga.error_code = f"{step} refused: {exc}", name
         _turn_back(session, definition, saga)
         return
     _close(session, saga, attempt, "succeeded")
+    _close_running(session, saga, "superseded", f"attempt {attempt} answered first")
     saga.payload = {**saga.payload, **reply}
     _advance(session, definition, saga)
 
@@ -112,6 +114,8 @@ def fail_attempt(session: Session, saga_id: str, step: str, phase: str, attempt:
         return None
     definition = definition_of(saga.kind)
     _close(session, saga, attempt, "failed", error)
+    if attempt < saga.attempt:
+        return None  # a newer delivery of this step is under way; it decides
     policy = _policy(definition, saga)
     if saga.attempt >= policy.attempts:
         _give_up(session, definition, saga,
@@ -215,6 +219,7 @@ def _compensate_before(session: Session, definition: SagaDefinition, saga: Saga,
 
 
 def _give_up(session: Session, definition: SagaDefinition, saga: Saga, error: str) -> None:
+    _close_running(session, saga, "lost", "no answer before the saga gave up on the step")
     saga.error = error
     if saga.phase == ACTION:
         _turn_back(session, definition, saga)
