@@ -76,15 +76,15 @@ def begin_attempt(session: Session, saga_id: str, step: str, phase: str,
 
 
 def finish_attempt(session: Session, saga_id: str, step: str, phase: str, attempt: int,
-                   action: Action) -> None:
+                   action: Action) -> str | None:
     """Run the participant's action and advance the saga, in one transaction.
 
-    A business refusal is recorded and turns the saga back; any other error propagates,
-    rolling everything back, for `fail_attempt` to decide on a retry.
+    A business refusal is recorded, turns the saga back and is returned as text; any
+    other error propagates, rolling everything back, for `fail_attempt` to decide on.
     """
     saga = _current(session, saga_id, step, phase)
     if saga is None or not first_time(session, f"saga:{phase}", f"{saga_id}:{step}"):
-        return
+        return None
     definition = definition_of(saga.kind)
     current = definition.steps[saga.current_step]
     try:
@@ -99,11 +99,12 @@ def finish_attempt(session: Session, saga_id: str, step: str, phase: str, attemp
         _close_running(session, saga, "superseded", f"attempt {attempt} answered first")
         saga.error, saga.error_code = f"{step} refused: {exc}", name
         _turn_back(session, definition, saga)
-        return
+        return saga.error
     _close(session, saga, attempt, "succeeded")
     _close_running(session, saga, "superseded", f"attempt {attempt} answered first")
     saga.payload = {**saga.payload, **reply}
     _advance(session, definition, saga)
+    return None
 
 
 def fail_attempt(session: Session, saga_id: str, step: str, phase: str, attempt: int,

@@ -14,9 +14,21 @@ from sagas import engine, faults
 StepFunction = Callable[[Session, dict[str, Any]], dict[str, Any] | None]
 
 
+class StepRefused(Exception):
+    """The step refused for a business reason; the saga is compensating."""
+
+
+class StepFailed(Exception):
+    """The step failed and gets no retry from this delivery."""
+
+
 def run_step(task_name: str, function: StepFunction, *, saga_id: str, step: str, phase: str,
              task_id: str | None) -> float | None:
-    """Returns the seconds to wait before this step's next try, or None when done."""
+    """Returns the seconds to wait before this step's next try, or None when done.
+
+    Raises StepRefused or StepFailed, after the saga has recorded it, so that the task
+    shows as failed with a readable reason (in Flower, for one).
+    """
     with unit_of_work() as session:
         attempt = engine.begin_attempt(session, saga_id, step, phase, task_id)
     if attempt is None:
@@ -29,9 +41,14 @@ def run_step(task_name: str, function: StepFunction, *, saga_id: str, step: str,
                 faults.inject(task_name)  # mid-step: after the work, before the commit
                 return reply
 
-            engine.finish_attempt(session, saga_id, step, phase, attempt, act)
+            refusal = engine.finish_attempt(session, saga_id, step, phase, attempt, act)
     except Exception as exc:
+        error = f"{type(exc).__name__}: {exc}"[:1000]
         with unit_of_work() as session:
-            return engine.fail_attempt(session, saga_id, step, phase, attempt,
-                                       f"{type(exc).__name__}: {exc}"[:1000])
+            retry_in = engine.fail_attempt(session, saga_id, step, phase, attempt, error)
+        if retry_in is None:
+            raise StepFailed(f"{step} {phase} attempt {attempt}: {error}") from exc
+        return retry_in
+    if refusal:
+        raise StepRefused(refusal)
     return None

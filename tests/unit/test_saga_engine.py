@@ -391,7 +391,8 @@ def test_a_refusal_rolls_back_what_the_participant_wrote_before_refusing(given):
         first_time(session, PARTICIPANT, key)
         raise NoRooms("sold out")
 
-    assert trip.run(HOTEL.name, book) is None
+    with pytest.raises(runner.StepRefused, match="sold out"):
+        trip.run(HOTEL.name, book)
     assert trip.saga.status == COMPENSATED
     assert not participant_did(key)
 
@@ -871,7 +872,9 @@ def test_the_runner_rolls_back_a_transient_failure_and_says_when_to_retry(given)
     assert not participant_did(key)
     assert trip.attempts()[0].status == "failed"
     assert trip.attempts()[0].error == f"RuntimeError: {message}"
-    for _ in range(HOTEL.retry.attempts - 1):
+    for _ in range(HOTEL.retry.attempts - 2):
+        trip.run(HOTEL.name, book)
+    with pytest.raises(runner.StepFailed, match=message):
         trip.run(HOTEL.name, book)
     assert trip.saga.status == COMPENSATED
 
@@ -889,7 +892,8 @@ def test_an_injected_failure_is_a_refusal_of_any_step(given, monkeypatch):
     trip = given()
     trip.through(FLIGHT.name)
     monkeypatch.setattr(faults, "configured", lambda: {NOTIFY.action: Fault("fail", 1.0)})
-    assert trip.run(NOTIFY.name, lambda session, payload: {"sent": True}) is None
+    with pytest.raises(runner.StepRefused, match="injected business failure"):
+        trip.run(NOTIFY.name, lambda session, payload: {"sent": True})
     saga = trip.saga
     assert saga.status == COMPENSATING and saga.error_code == InjectedFailure.__name__
     assert "sent" not in saga.payload
