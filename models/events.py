@@ -65,3 +65,18 @@ class OrderPlaced(OrderChanged):
 @dataclass(frozen=True)
 class OrderCancelled(OrderChanged):
     type: ClassVar[str] = "ORDER_CANCELLED"
+
+
+@dataclass(frozen=True)
+class OrderApproved(OrderChanged):
+    type: ClassVar[str] = "ORDER_APPROVED"
+
+
+@dataclass(frozen=True)
+class OrderDelivered(OrderChanged):
+    type: ClassVar[str] = "ORDER_DELIVERED"
+
+
+@dataclass(frozen=True)
+class PetSold(PetChanged):
+    type: ClassVar[str] = "PET_SOLD"

@@ -8,6 +8,7 @@ SUBSCRIBERS: dict[str, tuple[str, ...]] = {
     "PET_DELETED": ("inventory.on_pet_changed", "photos.on_pet_deleted"),
     "PET_RESERVED": ("inventory.on_pet_changed",),
     "PET_RELEASED": ("inventory.on_pet_changed",),
+    "PET_SOLD": ("inventory.on_pet_changed",),
 }
 
 

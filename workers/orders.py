@@ -22,5 +22,29 @@ def place_order(session: Session, order: dict[str, Any]) -> None:
 
 @saga_step("orders.cancel_order")
 def cancel_order(session: Session, order: dict[str, Any]) -> None:
-    """Mark the order cancelled; it is kept, never deleted."""
+    """placed -> cancelled; the order is kept, never deleted."""
     orders.cancel_order(session, order["order_id"])
+
+
+@saga_step("orders.reopen_order")
+def reopen_order(session: Session, order: dict[str, Any]) -> None:
+    """Undo a cancellation: cancelled -> placed."""
+    orders.reopen_order(session, order["order_id"])
+
+
+@saga_step("orders.approve_order")
+def approve_order(session: Session, order: dict[str, Any]) -> None:
+    """placed -> approved."""
+    orders.approve_order(session, order["order_id"])
+
+
+@saga_step("orders.unapprove_order")
+def unapprove_order(session: Session, order: dict[str, Any]) -> None:
+    """Undo an approval: approved -> placed."""
+    orders.unapprove_order(session, order["order_id"])
+
+
+@saga_step("orders.deliver_order")
+def deliver_order(session: Session, order: dict[str, Any]) -> None:
+    """approved -> delivered, complete."""
+    orders.deliver_order(session, order["order_id"])

@@ -17,6 +17,19 @@ def reserve_pet(session: Session, order: dict[str, Any]) -> dict[str, Any]:
 
 
 @saga_step("pets.release_pet")
-def release_pet(session: Session, order: dict[str, Any]) -> None:
+def release_pet(session: Session, order: dict[str, Any]) -> dict[str, Any]:
     """pending -> available, if this order holds the pet."""
-    pet.release_pet(session, order["pet_id"], order["order_id"])
+    version = pet.release_pet(session, order["pet_id"], order["order_id"])
+    return {"pet_version": version} if version is not None else {}
+
+
+@saga_step("pets.sell_pet")
+def sell_pet(session: Session, order: dict[str, Any]) -> dict[str, Any]:
+    """pending -> sold to the order that reserved it."""
+    return {"pet_version": pet.sell_pet(session, order["pet_id"], order["order_id"])}
+
+
+@saga_step("pets.unsell_pet")
+def unsell_pet(session: Session, order: dict[str, Any]) -> None:
+    """Undo a sale: sold -> pending for the same order."""
+    pet.unsell_pet(session, order["pet_id"], order["order_id"])

@@ -1,15 +1,22 @@
-"""What the order service does; each operation is safe to repeat."""
+"""What the order service does. Each operation is safe to repeat: doing it again when it
+is already done changes nothing; asking it of an order in the wrong state is refused."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from models.events import OrderCancelled, OrderPlaced
-from models.order.tables import CANCELLED, PLACED, Order, order_ids
+from models.events import (
+    OrderApproved,
+    OrderCancelled,
+    OrderChanged,
+    OrderDelivered,
+    OrderPlaced,
+)
+from models.order.tables import APPROVED, CANCELLED, DELIVERED, PLACED, Order, order_ids
 from models.outbox import publish
 
 
@@ -17,6 +24,22 @@ class OrderNotFound(LookupError):
     def __init__(self, order_id: int) -> None:
         super().__init__(f"Order {order_id} not found")
         self.order_id = order_id
+
+
+class OrderInWrongState(Exception):
+    """The order is not in the state this change starts from."""
+
+    def __init__(self, order_id: int, status: str, change: str) -> None:
+        super().__init__(f"Order {order_id} is {status}: it cannot be {change}")
+        self.order_id, self.status = order_id, status
+
+
+class OrderNotPlaced(OrderInWrongState):
+    """Approving or cancelling needs a placed order."""
+
+
+class OrderNotApproved(OrderInWrongState):
+    """Delivering needs an approved order."""
 
 
 def next_order_id(session: Session) -> int:
@@ -36,14 +59,59 @@ def place_order(session: Session, *, order_id: int, pet_id: int, customer_id: in
         publish(session, OrderPlaced(order_id=order_id, pet_id=pet_id))
 
 
-def cancel_order(session: Session, order_id: int) -> None:
-    """Mark a placed order cancelled (it is kept, never deleted); nothing if it is not."""
-    cancelled = session.execute(
-        update(Order).where(Order.id == order_id, Order.status == PLACED)
-        .values(status=CANCELLED).returning(Order.pet_id)
+def _move(session: Session, order_id: int, source: str, target: str,
+          event: type[OrderChanged] | None = None, **values: object) -> bool:
+    """source -> target in one statement; False (and no event) when it was not `source`."""
+    moved = session.execute(
+        update(Order).where(Order.id == order_id, Order.status == source)
+        .values(status=target, **values).returning(Order.pet_id)
     ).first()
-    if cancelled:
-        publish(session, OrderCancelled(order_id=order_id, pet_id=cancelled.pet_id))
+    if moved and event:
+        publish(session, event(order_id=order_id, pet_id=moved.pet_id))
+    return moved is not None
+
+
+def _status(session: Session, order_id: int) -> str | None:
+    return session.scalar(select(Order.status).where(Order.id == order_id))
+
+
+def cancel_order(session: Session, order_id: int) -> None:
+    """placed -> cancelled (kept, never deleted). A missing or cancelled order is left
+    alone; an approved or delivered one is refused."""
+    if not _move(session, order_id, PLACED, CANCELLED, OrderCancelled):
+        status = _status(session, order_id)
+        if status in (APPROVED, DELIVERED):
+            raise OrderNotPlaced(order_id, status, "cancelled")
+
+
+def reopen_order(session: Session, order_id: int) -> None:
+    """Undo a cancellation: cancelled -> placed."""
+    _move(session, order_id, CANCELLED, PLACED)
+
+
+def approve_order(session: Session, order_id: int) -> None:
+    """placed -> approved; refused from any other state but approved."""
+    if not _move(session, order_id, PLACED, APPROVED, OrderApproved):
+        status = _status(session, order_id)
+        if status is None:
+            raise OrderNotFound(order_id)
+        if status != APPROVED:
+            raise OrderNotPlaced(order_id, status, "approved")
+
+
+def unapprove_order(session: Session, order_id: int) -> None:
+    """Undo an approval: approved -> placed."""
+    _move(session, order_id, APPROVED, PLACED)
+
+
+def deliver_order(session: Session, order_id: int) -> None:
+    """approved -> delivered and complete; refused from any other state but delivered."""
+    if not _move(session, order_id, APPROVED, DELIVERED, OrderDelivered, complete=True):
+        status = _status(session, order_id)
+        if status is None:
+            raise OrderNotFound(order_id)
+        if status != DELIVERED:
+            raise OrderNotApproved(order_id, status, "delivered")
 
 
 def get_order(session: Session, order_id: int) -> Order:

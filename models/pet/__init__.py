@@ -4,6 +4,7 @@ from models.pet.operations import (
     PetHeld,
     PetNotAvailable,
     PetNotFound,
+    PetNotHeld,
     add_pet,
     add_photo_url,
     delete_pet,
@@ -13,6 +14,8 @@ from models.pet.operations import (
     release_pet,
     replace_pet,
     reserve_pet,
+    sell_pet,
+    unsell_pet,
     update_pet_fields,
 )
 from models.pet.tables import STATUSES, Category, Pet, Tag
@@ -24,6 +27,7 @@ __all__ = [
     "PetHeld",
     "PetNotAvailable",
     "PetNotFound",
+    "PetNotHeld",
     "Tag",
     "add_pet",
     "add_photo_url",
@@ -34,5 +38,7 @@ __all__ = [
     "release_pet",
     "replace_pet",
     "reserve_pet",
+    "sell_pet",
+    "unsell_pet",
     "update_pet_fields",
 ]

@@ -14,10 +14,11 @@ from models.events import (
     PetDeleted,
     PetReleased,
     PetReserved,
+    PetSold,
     PetUpdated,
 )
 from models.outbox import publish, send_task
-from models.pet.tables import AVAILABLE, HELD, PENDING, Category, Pet, Tag, pet_tags
+from models.pet.tables import AVAILABLE, HELD, PENDING, SOLD, Category, Pet, Tag, pet_tags
 
 
 class PetNotFound(LookupError):
@@ -33,6 +34,13 @@ class PetNotAvailable(Exception):
         super().__init__(f"Pet {pet_id} is not available: it is {status}")
         self.pet_id = pet_id
         self.status = status
+
+
+class PetNotHeld(Exception):
+    """The pet is not reserved by this order, so the order cannot have it."""
+
+    def __init__(self, pet_id: int, order_id: int) -> None:
+        super().__init__(f"Pet {pet_id} is not reserved by order {order_id}")
 
 
 class PetHeld(Exception):
@@ -177,6 +185,37 @@ def release_pet(session: Session, pet_id: int, order_id: int) -> int | None:
         return None
     publish(session, PetReleased(pet_id=pet_id, status=AVAILABLE, version=released.version))
     return released.version
+
+
+def _move_held(session: Session, pet_id: int, order_id: int, source: str,
+               target: str) -> int | None:
+    """source -> target for the pet this order holds, in one statement; its new version."""
+    return session.scalar(
+        update(Pet).where(Pet.id == pet_id, Pet.order_id == order_id, Pet.status == source)
+        .values(status=target, version=Pet.version + 1).returning(Pet.version)
+    )
+
+
+def sell_pet(session: Session, pet_id: int, order_id: int) -> int:
+    """pending -> sold to the order that reserved it; refused for any other order.
+    Returns the pet's version as sold."""
+    version = _move_held(session, pet_id, order_id, PENDING, SOLD)
+    if version is not None:
+        publish(session, PetSold(pet_id=pet_id, status=SOLD, version=version))
+        return version
+    sold = session.scalar(select(Pet.version).where(
+        Pet.id == pet_id, Pet.order_id == order_id, Pet.status == SOLD))
+    if sold is None:
+        raise PetNotHeld(pet_id, order_id)
+    return sold
+
+
+def unsell_pet(session: Session, pet_id: int, order_id: int) -> int | None:
+    """Undo a sale: sold -> pending for the same order."""
+    version = _move_held(session, pet_id, order_id, SOLD, PENDING)
+    if version is not None:
+        publish(session, PetReserved(pet_id=pet_id, status=PENDING, version=version))
+    return version
 
 
 def get_pet(session: Session, pet_id: int) -> Pet:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from flask import request
+from flask.views import MethodView
 from flask_smorest import abort
 
 from models.db import unit_of_work
 from models.inventory import counts
-from models.order import get_order
+from models.order import APPROVED, PLACED, Order, get_order
+from sagas.orders import approve_order, cancel_order, create_order, deliver_order
 from web.api import Blueprint
 from web.auth import current_user, login_required
 from web.store import ordering
@@ -31,50 +33,116 @@ def inventory():
         return counts(session)
 
 
-@blp.route("/order", methods=["POST"])
-@login_required(blp)
-@blp.arguments(OrderSchema)
-@blp.response(200, OrderSchema)
-@blp.alt_response(202, schema=OrderAcceptedSchema, success=True,
-                  description="Still in progress: poll the saga named by `Location`",
-                  headers={"Location": {"schema": {"type": "string"}}})
-@blp.alt_response(404, response="NOT_FOUND", description="No such pet")
-@blp.alt_response(409, response="CONFLICT", description="The pet is not available")
-@blp.alt_response(503, response="SERVICE_UNAVAILABLE",
-                  description="A technical failure; the saga undid its steps")
-@blp.doc(parameters=[
+ORDER_CHANGE_HEADERS = [
     {"in": "header", "name": "Idempotency-Key", "schema": {"type": "string", "maxLength": 200},
      "description": "Repeating a request with the same key returns the first answer"},
     {"in": "header", "name": "Prefer", "schema": {"type": "string"},
      "description": "`respond-async` answers 202 at once"},
-])
+]
+
+
+def saga_answers(view: Callable[..., Any]) -> Callable[..., Any]:
+    """The answers every order change can give besides the Order itself."""
+    for status, response, description in (
+        (404, "NOT_FOUND", "No such order or pet"),
+        (409, "CONFLICT", "Not possible from the order's or the pet's state"),
+        (503, "SERVICE_UNAVAILABLE", "A technical failure; the saga undid its steps"),
+    ):
+        view = blp.alt_response(status, response=response, description=description)(view)
+    view = blp.alt_response(202, schema=OrderAcceptedSchema, success=True,
+                            description="Still in progress: poll the saga named by `Location`",
+                            headers={"Location": {"schema": {"type": "string"}}})(view)
+    return blp.doc(parameters=ORDER_CHANGE_HEADERS)(view)
+
+
+@blp.route("/order", methods=["POST"])
+@login_required(blp)
+@blp.arguments(OrderSchema)
+@blp.response(200, OrderSchema)
+@saga_answers
 def place_order(order: dict[str, Any]):
     """Place an order for a pet
 
     Runs the create-order saga (reserve the pet, place the order, count it in the
     inventory) and waits a few seconds for it to settle.
     """
-    key = request.headers.get("Idempotency-Key")
-    if key is not None and not 0 < len(key) <= 200:
-        abort(422, message="Idempotency-Key must be 1 to 200 characters")
-    saga = ordering.start(order, current_user(), key)
-    if "respond-async" not in request.headers.get("Prefer", ""):
-        saga = ordering.settle(saga.id, ordering.wait_seconds())
-    return ordering.answer(saga)
+    user = current_user()
+    ship_date = order.get("ship_date")
+    payload = {"order_id": None, "pet_id": order["pet_id"], "customer_id": user.id,
+               "quantity": order["quantity"],
+               "ship_date": ship_date.isoformat() if ship_date else None}
+    return ordering.run(create_order, payload, user, fingerprint_of=order)
+
+
+def _order_in(order_id: int, *statuses: str) -> Order:
+    """The user's order, if it is in one of these states; else 404, 403 or 409 at once."""
+    with unit_of_work() as session:
+        order = get_order(session, order_id)
+    _may_see(order)
+    if order.status not in statuses:
+        abort(409, message=f"Order {order_id} is {order.status}: only a "
+                           f"{' or '.join(statuses)} order can be changed so")
+    return order
 
 
 @blp.route(f"/order/{ORDER_ID}")
-@login_required(blp, may_forbid=True)
-@blp.response(200, OrderSchema)
-@blp.alt_response(404, response="NOT_FOUND")
-def order_by_id(order_id: int):
-    """Find purchase order by ID
+class OrderById(MethodView):
+    @login_required(blp, may_forbid=True)
+    @blp.response(200, OrderSchema)
+    @blp.alt_response(404, response="NOT_FOUND")
+    def get(self, order_id: int):
+        """Find purchase order by ID
 
-    Customers see their own orders; the store owner sees every order.
+        Customers see their own orders; the store owner sees every order.
+        """
+        with unit_of_work() as session:
+            order = get_order(session, order_id)
+        _may_see(order)
+        return order
+
+    @login_required(blp, may_forbid=True)
+    @blp.response(200, OrderSchema)
+    @saga_answers
+    def delete(self, order_id: int):
+        """Delete purchase order by ID
+
+        Cancels a placed order through the cancel-order saga: the order is kept as
+        `cancelled`, the pet is available again. After approval: 409.
+        """
+        order = _order_in(order_id, PLACED)
+        payload = {"order_id": order.id, "pet_id": order.pet_id}
+        return ordering.run(cancel_order, payload, current_user())
+
+
+@blp.route(f"/order/{ORDER_ID}/approve", methods=["POST"])
+@login_required(blp, owner=True)
+@blp.response(200, OrderSchema)
+@saga_answers
+def approve(order_id: int):
+    """Approve a placed order (store owner)
+
+    The approve-order saga: the order `approved`, the pet `sold`, the inventory follows.
     """
+    order = _order_in(order_id, PLACED)
+    return ordering.run(approve_order, {"order_id": order.id, "pet_id": order.pet_id},
+                        current_user())
+
+
+@blp.route(f"/order/{ORDER_ID}/deliver", methods=["POST"])
+@login_required(blp, owner=True)
+@blp.response(200, OrderSchema)
+@saga_answers
+def deliver(order_id: int):
+    """Deliver an approved order (store owner)
+
+    The order becomes `delivered` and `complete`.
+    """
+    order = _order_in(order_id, APPROVED)
+    return ordering.run(deliver_order, {"order_id": order.id, "pet_id": order.pet_id},
+                        current_user())
+
+
+def _may_see(order: Order) -> None:
     user = current_user()
-    with unit_of_work() as session:
-        order = get_order(session, order_id)
     if not (user.is_owner or order.customer_id == user.id):
-        abort(403, message="You may only see your own orders")
-    return order
+        abort(403, message="You may only see and change your own orders")

@@ -1,0 +1,40 @@
+"""The order sagas: each reads as the story of its flow.
+
+A step names the participant's tasks (`service.action`), never its code; replies merge
+into the saga's data, which the later steps and the compensations read.
+"""
+
+from sagas.definition import Retry, SagaDefinition, Step
+
+# Steps that cannot fail for a business reason still get patient retries.
+PATIENT = Retry(attempts=10)
+
+create_order = SagaDefinition("create_order", steps=(
+    Step("reserve_pet", action="pets.reserve_pet", compensation="pets.release_pet",
+         business_errors=frozenset({"PetNotAvailable", "PetNotFound"})),
+    Step("place_order", action="orders.place_order", compensation="orders.cancel_order"),
+    Step("count_reservation", action="inventory.reserve_stock",
+         compensation="inventory.release_stock", retry=Retry(attempts=5)),
+))
+
+approve_order = SagaDefinition("approve_order", steps=(
+    Step("approve_order", action="orders.approve_order", compensation="orders.unapprove_order",
+         business_errors=frozenset({"OrderNotPlaced", "OrderNotFound"})),
+    Step("sell_pet", action="pets.sell_pet", compensation="pets.unsell_pet",
+         business_errors=frozenset({"PetNotHeld"})),
+    Step("count_sale", action="inventory.count_sale", compensation="inventory.uncount_sale",
+         retry=PATIENT),
+))
+
+deliver_order = SagaDefinition("deliver_order", steps=(
+    Step("deliver_order", action="orders.deliver_order",
+         business_errors=frozenset({"OrderNotApproved", "OrderNotFound"})),
+))
+
+cancel_order = SagaDefinition("cancel_order", steps=(
+    Step("cancel_order", action="orders.cancel_order", compensation="orders.reopen_order",
+         business_errors=frozenset({"OrderNotPlaced"})),
+    Step("release_pet", action="pets.release_pet", compensation="pets.reserve_pet",
+         retry=PATIENT),
+    Step("count_release", action="inventory.count_release", retry=PATIENT),
+))
