@@ -4,6 +4,7 @@ ENV PYTHONUNBUFFERED=1
 COPY pyproject.toml setup.cfg README.md ./
 COPY web web
 COPY workers workers
+COPY sagas sagas
 COPY models models
 COPY petstore petstore
 RUN pip install --no-cache-dir . && useradd --create-home petstore && mkdir -p /data/uploads \

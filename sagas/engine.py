@@ -12,7 +12,8 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Update, select, update
+from sqlalchemy import Update, select, text, update
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from models.db import utcnow
@@ -25,6 +26,7 @@ from models.saga import (
     COMPLETED,
     FAILED,
     IN_FLIGHT,
+    RUNNING,
     Saga,
     SagaStep,
 )
@@ -234,3 +236,57 @@ def _end(saga: Saga, status: str) -> None:
     saga.ended_at = utcnow()
     saga.version += 1
 
+
+
+class SagaStateError(Exception):
+    """An operator's command that does not fit the saga's state."""
+
+
+def _operated(session: Session, saga_id: str, allowed: tuple[str, ...], command: str) -> Saga:
+    try:
+        key = uuid.UUID(saga_id)
+    except ValueError:
+        raise SagaStateError(f"{saga_id!r} is not a saga id") from None
+    # A step holds the saga's lock while it runs: wait a little for it, not forever.
+    session.execute(text("SET LOCAL lock_timeout = '5s'"))
+    try:
+        saga = session.get(Saga, key, with_for_update=True, populate_existing=True)
+    except OperationalError as exc:
+        raise SagaStateError(f"saga {saga_id} is busy: one of its steps is running; "
+                             "try again in a moment") from exc
+    if saga is None:
+        raise SagaStateError(f"no saga {saga_id}")
+    if saga.status not in allowed:
+        raise SagaStateError(f"saga {saga_id} is {saga.status}: {command} needs a saga that "
+                             f"is {' or '.join(allowed)}")
+    return saga
+
+
+def retry(session: Session, saga_id: str) -> Saga:
+    """Run a failed saga's stuck step again with a fresh budget; the saga goes on."""
+    saga = _operated(session, saga_id, (FAILED,), "retry")
+    saga.status = RUNNING if saga.phase == ACTION else COMPENSATING
+    saga.ended_at = None
+    _dispatch(session, saga, saga.current_step, saga.phase)
+    return saga
+
+
+def compensate(session: Session, saga_id: str) -> Saga:
+    """Undo a running (or failed, not yet compensating) saga's completed steps now."""
+    saga = _operated(session, saga_id, (RUNNING, FAILED), "compensate")
+    if saga.phase != ACTION:
+        raise SagaStateError(f"saga {saga_id} was already compensating: use retry")
+    _close_running(session, saga, "lost", "the operator compensated the saga")
+    saga.error = saga.error or "compensated by an operator"
+    saga.ended_at = None
+    _turn_back(session, definition_of(saga.kind), saga)
+    return saga
+
+
+def abort(session: Session, saga_id: str) -> Saga:
+    """Stop a saga where it is, as failed: nothing more runs and nothing is undone."""
+    saga = _operated(session, saga_id, IN_FLIGHT, "abort")
+    _close_running(session, saga, "lost", "the operator aborted the saga")
+    saga.error = "aborted by an operator" + (f" after: {saga.error}" if saga.error else "")
+    _end(saga, FAILED)
+    return saga

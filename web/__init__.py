@@ -14,7 +14,7 @@ from models.order import OrderNotFound
 from models.pet import PetHeld, PetNotFound
 from models.user import BadCredentials, UsernameTaken, UserNotFound
 from petstore.settings import get_settings
-from web import pet, photo, saga, store, user
+from web import metrics, pet, photo, saga, store, user
 from web.api import Api, error_maps
 from web.auth import SECURITY_SCHEMES
 from workers import relay
@@ -58,6 +58,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     for blueprint in (pet.blp, store.blp, user.blp, photo.blp, saga.blp):
         api.register_blueprint(blueprint)
     error_maps(app, api, DOMAIN_ERRORS)
+    metrics.register(app)
     relay.install()
     # Served under /v2, the spec's server URL, so the paths match petstore.yaml's.
     app.wsgi_app = DispatcherMiddleware(_outside(api), {API_ROOT: app.wsgi_app})

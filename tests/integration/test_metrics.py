@@ -1,0 +1,159 @@
+"""GET /v2/metrics: saga and outbox metrics computed from PostgreSQL at scrape time."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+
+import pytest
+from flask import Flask
+from prometheus_client import CONTENT_TYPE_LATEST
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import delete
+
+import web.metrics
+from models.db import unit_of_work, utcnow
+from models.outbox import OutboxMessage
+from models.saga import Saga, SagaStep
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+# Seconds taken by the seeded attempts that answered: the histogram's input.
+ACTION_DURATIONS = (0.003, 0.2, 0.2, 3.0, 20.0)
+UNDO_DURATIONS = (0.02, 0.04)
+
+
+@dataclass(frozen=True)
+class Seeded:
+    kind: str
+    act: str  # the action task's name
+    undo: str  # the compensation task's name
+
+
+@pytest.fixture(scope="module")
+def metrics_app(app) -> Flask:
+    return app
+
+
+@pytest.fixture
+def seeded() -> Iterator[Seeded]:
+    """Sagas, step attempts and outbox rows of a kind no other test uses; removed after."""
+    tag = uuid.uuid4().hex[:10]
+    data = Seeded(kind=f"test_kind_{tag}", act=f"test_{tag}.act", undo=f"test_{tag}.undo")
+    outbox_ids = _seed(data)
+    try:
+        yield data
+    finally:
+        with unit_of_work() as session:
+            session.execute(delete(OutboxMessage).where(OutboxMessage.id.in_(outbox_ids)))
+            session.execute(delete(SagaStep).where(SagaStep.task_name.in_((data.act, data.undo))))
+            session.execute(delete(Saga).where(Saga.kind == data.kind))
+
+
+def _seed(data: Seeded) -> list[int]:
+    now = utcnow()
+    # No deadline: a sweeper running elsewhere must never pick these sagas up.
+    sagas = {status: [Saga(id=uuid.uuid4(), kind=data.kind, status=status, payload={},
+                           deadline_at=None, ended_at=None if status == "running" else now)
+                      for _ in range(count)]
+             for status, count in (("completed", 2), ("compensated", 1), ("failed", 1),
+                                   ("running", 1))}
+    completed, compensated, failed = (sagas["completed"][0], sagas["compensated"][0],
+                                      sagas["failed"][0])
+
+    def attempt(saga: Saga, task: str, phase: str, status: str,
+                seconds: float | None) -> SagaStep:
+        return SagaStep(saga_id=saga.id, step="s", step_index=0, phase=phase, attempt=1,
+                        status=status, task_name=task, started_at=now,
+                        ended_at=None if seconds is None else now + timedelta(seconds=seconds))
+
+    statuses = ("succeeded", "succeeded", "failed", "refused", "succeeded")
+    steps = [attempt(completed, data.act, "action", status, seconds)
+             for status, seconds in zip(statuses, ACTION_DURATIONS, strict=True)]
+    steps += [
+        # Neither is an answered attempt, so neither is in the histogram.
+        attempt(completed, data.act, "action", "lost", 1.0),
+        attempt(sagas["running"][0], data.act, "action", "running", None),
+        attempt(compensated, data.undo, "compensation", "succeeded", UNDO_DURATIONS[0]),
+        attempt(failed, data.undo, "compensation", "succeeded", UNDO_DURATIONS[1]),
+        attempt(failed, data.undo, "compensation", "lost", 30.0),
+    ]
+    outbox = [
+        OutboxMessage(kind="event", name=f"TEST_{data.kind}", payload={},
+                      created_at=now - timedelta(hours=1)),
+        OutboxMessage(kind="event", name=f"TEST_{data.kind}", payload={}, created_at=now),
+        OutboxMessage(kind="event", name=f"TEST_{data.kind}", payload={}, created_at=now,
+                      sent_at=now),
+    ]
+    with unit_of_work() as session:
+        session.add_all([saga for group in sagas.values() for saga in group])
+        session.flush()
+        session.add_all([*steps, *outbox])
+        session.flush()
+        return [message.id for message in outbox]
+
+
+def scrape(app: Flask) -> tuple[str, Samples]:
+    response = app.test_client().get("/v2/metrics")
+    assert response.status_code == 200, response.data
+    assert response.headers["Content-Type"] == CONTENT_TYPE_LATEST
+    text = response.get_data(as_text=True)
+    samples = {(sample.name, frozenset(sample.labels.items())): sample.value
+               for family in text_string_to_metric_families(text) for sample in family.samples}
+    return text, samples
+
+
+def value(samples: Samples, name: str, **labels: str) -> float:
+    return samples[(name, frozenset(labels.items()))]
+
+
+def test_sagas_by_kind_and_status(metrics_app, seeded):
+    _, samples = scrape(metrics_app)
+    expected = {"running": 1, "completed": 2, "compensating": 0, "compensated": 1, "failed": 1}
+    for status, count in expected.items():
+        assert value(samples, "petstore_sagas", kind=seeded.kind, status=status) == count
+    assert value(samples, "petstore_sagas_started_total", kind=seeded.kind) == 5
+    for status, count in (("completed", 2), ("compensated", 1), ("failed", 1)):
+        assert value(samples, "petstore_sagas_ended_total", kind=seeded.kind,
+                     status=status) == count
+
+
+def test_successful_compensations_by_kind_and_task(metrics_app, seeded):
+    _, samples = scrape(metrics_app)
+    assert value(samples, "petstore_saga_compensations_total", kind=seeded.kind,
+                 task_name=seeded.undo) == 2
+    assert not any(name == "petstore_saga_compensations_total"
+                   and ("task_name", seeded.act) in labels for name, labels in samples)
+
+
+def test_step_durations_are_a_consistent_histogram(metrics_app, seeded):
+    _, samples = scrape(metrics_app)
+    name = "petstore_saga_step_duration_seconds"
+    buckets = {dict(labels)["le"]: count for (sample, labels), count in samples.items()
+               if sample == f"{name}_bucket" and ("task_name", seeded.act) in labels}
+    bounds = sorted(buckets, key=float)  # float("+Inf") sorts last
+    assert bounds[-1] == "+Inf" and len(bounds) == len(web.metrics.BUCKETS) + 1
+    cumulative = [buckets[bound] for bound in bounds]
+    assert cumulative == sorted(cumulative)
+    count = value(samples, f"{name}_count", task_name=seeded.act)
+    assert buckets["+Inf"] == count == len(ACTION_DURATIONS)
+    assert value(samples, f"{name}_sum", task_name=seeded.act) == pytest.approx(
+        sum(ACTION_DURATIONS))
+    for bound in bounds[:-1]:
+        assert buckets[bound] == sum(d <= float(bound) for d in ACTION_DURATIONS), bound
+    assert value(samples, f"{name}_count", task_name=seeded.undo) == len(UNDO_DURATIONS)
+    assert value(samples, f"{name}_sum", task_name=seeded.undo) == pytest.approx(
+        sum(UNDO_DURATIONS))
+
+
+def test_outbox_backlog_and_age(metrics_app, seeded):
+    _, samples = scrape(metrics_app)
+    assert value(samples, "petstore_outbox_backlog") >= 2
+    assert value(samples, "petstore_outbox_oldest_unsent_seconds") >= 3600
+
+
+def test_metrics_stay_out_of_the_openapi_document(metrics_app):
+    paths = metrics_app.test_client().get("/v2/openapi.json").json["paths"]
+    assert not any(path.endswith("/metrics") for path in paths)

@@ -1,0 +1,122 @@
+"""`celery -A workers saga ...` against real sagas, with real workers."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import uuid
+
+import pytest
+from sqlalchemy import select
+
+from models.db import unit_of_work
+from models.saga import Saga, SagaStep
+from tests.support.system import settled
+from tests.support.waiting import eventually
+from tests.support.worker import WorkerProcess
+
+
+def saga_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "celery", "-A", "workers", "saga", *args],
+                          capture_output=True, text=True, timeout=60)
+
+
+def status_of(saga_id: str) -> str:
+    with unit_of_work() as session:
+        return session.get(Saga, uuid.UUID(saga_id)).status
+
+
+def step_of(saga_id: str) -> tuple[str, str] | None:
+    """The newest attempt's step and status."""
+    with unit_of_work() as session:
+        steps = session.scalars(select(SagaStep).where(SagaStep.saga_id == uuid.UUID(saga_id))
+                                .order_by(SagaStep.id)).all()
+    return (steps[-1].step, steps[-1].status) if steps else None
+
+
+@pytest.fixture
+def start_worker(tmp_path):
+    started: list[WorkerProcess] = []
+
+    def start(faults: str = "", **env: str) -> WorkerProcess:
+        worker = WorkerProcess(tmp_path / f"w{len(started)}.log", f"cli{len(started)}",
+                               env={"PETSTORE_FAULTS": faults, **env}).start()
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop()
+
+
+@pytest.fixture
+def order_async(client, owner, customer):
+    def place() -> tuple[dict, str]:
+        body = {"name": f"rex-{uuid.uuid4().hex[:8]}", "photoUrls": []}
+        pet = client.post("/v2/pet", json=body, headers=owner).json
+        response = client.post("/v2/store/order", json={"petId": pet["id"]},
+                               headers={**customer, "Prefer": "respond-async"})
+        return pet, response.json["sagaId"]
+
+    return place
+
+
+def test_a_failed_saga_is_listed_shown_and_retried_to_its_end(client, start_worker,
+                                                             order_async):
+    faulty = start_worker("inventory.reserve_stock=fail,pets.release_pet=error")
+    pet, saga_id = order_async()
+    eventually(lambda: status_of(saga_id) == "failed", timeout=30)
+    faulty.stop()
+
+    listed = saga_cli("list", "--status", "failed", "--kind", "create_order")
+    assert listed.returncode == 0, listed.stderr
+    assert saga_id in listed.stdout
+    shown = saga_cli("show", saga_id)
+    assert shown.returncode == 0, shown.stderr
+    assert "pets.release_pet" in shown.stdout and "failed" in shown.stdout
+
+    start_worker()  # the fault is gone: a healthy worker
+    retried = saga_cli("retry", saga_id)
+    assert retried.returncode == 0, retried.stderr
+    assert "retried" in retried.stdout
+    eventually(lambda: status_of(saga_id) == "compensated", timeout=30)
+    assert client.get(f"/v2/pet/{pet['id']}").json["status"] == "available"
+
+    again = saga_cli("retry", saga_id)
+    assert again.returncode != 0
+    assert "compensated" in again.stderr
+    eventually(settled)
+
+
+def test_an_operator_compensates_a_running_saga(client, start_worker, order_async):
+    # The inventory step fails and waits seconds before its retry: the operator steps in.
+    start_worker("inventory.reserve_stock=error", PETSTORE_RETRY_SCALE="100")
+    pet, saga_id = order_async()
+    eventually(lambda: step_of(saga_id) == ("count_reservation", "failed"))
+    compensated = saga_cli("compensate", saga_id)
+    assert compensated.returncode == 0, compensated.stderr
+    eventually(lambda: status_of(saga_id) == "compensated", timeout=30)
+    assert client.get(f"/v2/pet/{pet['id']}").json["status"] == "available"
+    assert saga_cli("compensate", saga_id).returncode != 0
+
+
+def test_an_operator_aborts_a_running_saga_and_its_late_step_changes_nothing(
+        client, start_worker, order_async):
+    pet, saga_id = order_async()  # no worker yet: the first step waits in its queue
+    aborted = saga_cli("abort", saga_id)
+    assert aborted.returncode == 0, aborted.stderr
+    assert status_of(saga_id) == "failed"
+    twice = saga_cli("abort", saga_id)
+    assert twice.returncode != 0
+    assert "failed" in twice.stderr
+    worker = start_worker()
+    eventually(worker.idle)
+    assert client.get(f"/v2/pet/{pet['id']}").json["status"] == "available"
+
+
+@pytest.mark.parametrize("args", [("show", "nope"), ("retry", str(uuid.uuid4())),
+                                  ("abort", "x")])
+def test_a_wrong_id_is_a_clear_error(args):
+    result = saga_cli(*args)
+    assert result.returncode != 0
+    assert "saga" in result.stderr

@@ -1,0 +1,162 @@
+"""docker-compose.yml has the production shape, and every command it runs exists here.
+
+No database, broker or Docker: the files are parsed and each named command is looked up in
+the project (the click group, the app factory) or in Celery's command line.
+"""
+
+from __future__ import annotations
+
+import importlib
+import shlex
+from collections.abc import Iterator
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from petstore.cli import cli
+from petstore.settings import PROJECT_ROOT
+from workers.celery_app import QUEUES
+
+COMPOSE = PROJECT_ROOT / "docker-compose.yml"
+# Every top-level package of the project: a folder with an __init__.py, tests aside.
+PACKAGES = sorted(path.parent.name for path in PROJECT_ROOT.glob("*/__init__.py")
+                  if path.parent.name != "tests")
+
+
+@pytest.fixture(scope="module")
+def services() -> dict[str, dict[str, Any]]:
+    # safe_load resolves the `<<: *app` merge keys, so each service is complete.
+    return yaml.safe_load(COMPOSE.read_text())["services"]
+
+
+def argv(command: str | list[str]) -> list[str]:
+    return shlex.split(command) if isinstance(command, str) else [str(a) for a in command]
+
+
+def commands(command: str | list[str]) -> Iterator[list[str]]:
+    """The programs a command runs: `sh -c "a && b"` runs a and b."""
+    args = argv(command)
+    if args[:2] == ["sh", "-c"]:
+        for part in args[2].replace("&&", ";").split(";"):
+            if part.strip():
+                yield shlex.split(part)
+    else:
+        yield args
+
+
+def healthcheck_command(check: dict[str, Any]) -> list[str]:
+    test = check["test"]
+    if isinstance(test, str):
+        return shlex.split(test)
+    return shlex.split(test[1]) if test[0] == "CMD-SHELL" else [str(a) for a in test[1:]]
+
+
+def every_command(services: dict[str, dict[str, Any]]) -> Iterator[tuple[str, list[str]]]:
+    for name, service in services.items():
+        if "command" in service:
+            for args in commands(service["command"]):
+                yield name, args
+        if "healthcheck" in service:
+            yield f"{name} healthcheck", healthcheck_command(service["healthcheck"])
+
+
+def celery_subcommand(args: list[str]) -> str:
+    """`celery -A workers worker ...` -> "worker": the first word that is no option."""
+    rest = iter(args[1:])
+    for arg in rest:
+        if arg in ("-A", "--app", "-b", "--broker", "--result-backend", "--workdir"):
+            next(rest, None)
+        elif not arg.startswith("-"):
+            return arg
+    raise AssertionError(f"no subcommand in {args}")
+
+
+def worker_queue(args: list[str]) -> str | None:
+    prefix = ["celery", "-A", "workers", "worker", "--queues"]
+    return args[len(prefix)] if args[:len(prefix)] == prefix else None
+
+
+def test_postgres_and_redis_have_healthchecks_and_volumes(services):
+    for name in ("postgres", "redis"):
+        assert services[name].get("healthcheck", {}).get("test"), name
+        assert services[name].get("volumes"), name
+
+
+def test_one_worker_service_per_queue(services):
+    queues = {name: worker_queue(argv(service["command"]))
+              for name, service in services.items() if "command" in service}
+    workers = sorted(queue for queue in queues.values() if queue is not None)
+    assert workers == sorted(QUEUES)
+
+
+def test_beat_and_flower_with_basic_auth(services):
+    assert argv(services["beat"]["command"])[:4] == ["celery", "-A", "workers", "beat"]
+    assert argv(services["flower"]["command"])[:4] == ["celery", "-A", "workers", "flower"]
+    assert services["flower"]["environment"].get("FLOWER_BASIC_AUTH")
+
+
+def test_the_api_runs_gunicorn_on_the_app_factory(services):
+    args = argv(services["api"]["command"])
+    assert args[0] == "gunicorn"
+    assert args[-1] == "web:create_app()"
+    module, factory = args[-1].split(":")
+    assert callable(getattr(importlib.import_module(module), factory.removesuffix("()")))
+
+
+def test_petstore_commands_exist(services):
+    named = [args for _, args in every_command(services) if args[0] == "petstore"]
+    assert {args[1] for args in named} >= {"migrate", "ensure-owner"}
+    for args in named:
+        assert args[1] in cli.commands, args
+
+
+def test_celery_subcommands_exist(services):
+    from celery.bin.celery import celery as celery_cli
+
+    # Plugins such as flower join Celery's command line through this entry point group.
+    known = set(celery_cli.commands) | {ep.name for ep in entry_points(group="celery.commands")}
+    named = [(where, args) for where, args in every_command(services) if args[0] == "celery"]
+    assert named
+    for where, args in named:
+        assert celery_subcommand(args) in known, (where, args)
+
+
+def test_built_services_use_the_dockerfile_at_the_root(services):
+    built = {name: service["build"] for name, service in services.items() if "build" in service}
+    assert built
+    for name, build in built.items():
+        context, dockerfile = ((build, "Dockerfile") if isinstance(build, str)
+                               else (build.get("context", "."), build.get("dockerfile",
+                                                                          "Dockerfile")))
+        path = (COMPOSE.parent / context / dockerfile).resolve()
+        assert path == PROJECT_ROOT / "Dockerfile" and path.is_file(), name
+
+
+def test_the_procfile_runs_the_same_worker_queues():
+    lines = (PROJECT_ROOT / "Procfile").read_text().splitlines()
+    queues = [worker_queue(shlex.split(line.partition(":")[2])) for line in lines if line.strip()]
+    assert sorted(queue for queue in queues if queue is not None) == sorted(QUEUES)
+
+
+def copied(dockerfile: Path) -> set[str]:
+    """The sources of every COPY, with their trailing slashes removed."""
+    sources: set[str] = set()
+    for line in dockerfile.read_text().splitlines():
+        words = line.split()
+        if words and words[0].upper() == "COPY":
+            paths = [word for word in words[1:] if not word.startswith("--")]
+            sources.update(path.rstrip("/") for path in paths[:-1])
+    return sources
+
+
+def test_the_dockerfile_copies_every_package():
+    sources = copied(PROJECT_ROOT / "Dockerfile")
+    assert "." in sources or set(PACKAGES) <= sources, set(PACKAGES) - sources
+
+
+def test_the_packages_are_the_expected_ones():
+    # Guards the glob above: a package missing from this list would escape the Dockerfile test.
+    assert set(PACKAGES) >= {"web", "workers", "sagas", "models", "petstore"}

@@ -1,0 +1,147 @@
+"""Prometheus metrics about sagas and the outbox, read from PostgreSQL at scrape time.
+
+The API runs as several gunicorn workers and the sagas move in Celery workers, so no
+process's memory knows the whole story: every value is one aggregate query over the tables
+that all of them write. Counters are counts of rows, monotonic as long as no row is deleted.
+The endpoint is added with `app.add_url_rule`, outside flask-smorest, so it stays out of
+the OpenAPI document.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from flask import Flask, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
+from sqlalchemy import ColumnElement, Float, cast, func, select
+from sqlalchemy.orm import Session
+
+from models.db import unit_of_work
+from models.outbox import OutboxMessage
+from models.saga import COMPENSATED, COMPENSATION, COMPLETED, FAILED, SAGA_STATUSES, Saga, SagaStep
+
+ENDED = (COMPLETED, COMPENSATED, FAILED)
+# Attempts whose participant answered. A `lost` or `superseded` attempt was closed by the
+# engine giving up on it: its length measures a timeout, not the step.
+ANSWERED = ("succeeded", "failed", "refused")
+BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+def _seconds(start: ColumnElement, end: ColumnElement) -> ColumnElement[float]:
+    # Clamped at zero: start and end may be stamped by hosts whose clocks differ a little.
+    return func.greatest(cast(func.extract("epoch", end - start), Float), 0.0)
+
+
+def _sagas(session: Session) -> list[Metric]:
+    """Sagas by kind and status; started and ended counters derive from the same counts."""
+    rows = session.execute(
+        select(Saga.kind, Saga.status, func.count()).group_by(Saga.kind, Saga.status)).all()
+    counts: dict[str, dict[str, int]] = {}
+    for kind, status, count in rows:
+        counts.setdefault(kind, {})[status] = count
+    current = GaugeMetricFamily("petstore_sagas", "Sagas by kind and current status.",
+                                labels=["kind", "status"])
+    started = CounterMetricFamily("petstore_sagas_started", "Sagas started, by kind.",
+                                  labels=["kind"])
+    ended = CounterMetricFamily("petstore_sagas_ended",
+                                "Sagas that reached an end (completed, compensated, failed).",
+                                labels=["kind", "status"])
+    for kind, by_status in sorted(counts.items()):
+        # Every status of every known kind, zeros included, so rates and alerts see series.
+        for status in SAGA_STATUSES:
+            current.add_metric([kind, status], by_status.get(status, 0))
+        started.add_metric([kind], sum(by_status.values()))
+        for status in ENDED:
+            ended.add_metric([kind, status], by_status.get(status, 0))
+    return [current, started, ended]
+
+
+def _compensations(session: Session) -> Metric:
+    """Compensations that succeeded, by saga kind and compensating task.
+
+    Both labels: the kind says which business flow rolled back, the task which step undid.
+    """
+    rows = session.execute(
+        select(Saga.kind, SagaStep.task_name, func.count())
+        .select_from(SagaStep)
+        .join(Saga, Saga.id == SagaStep.saga_id)
+        .where(SagaStep.phase == COMPENSATION, SagaStep.status == "succeeded")
+        .group_by(Saga.kind, SagaStep.task_name)).all()
+    family = CounterMetricFamily("petstore_saga_compensations",
+                                 "Successful compensation attempts, by saga kind and task.",
+                                 labels=["kind", "task_name"])
+    for kind, task_name, count in sorted(rows):
+        family.add_metric([kind, task_name], count)
+    return family
+
+
+def _step_durations(session: Session) -> Metric:
+    """A histogram per task of how long answered attempts took, bucketed by the database."""
+    duration = _seconds(SagaStep.started_at, SagaStep.ended_at)
+    rows = session.execute(
+        select(SagaStep.task_name,
+               func.count(),
+               func.coalesce(func.sum(duration), 0.0),
+               *(func.count().filter(duration <= bound) for bound in BUCKETS))
+        .where(SagaStep.status.in_(ANSWERED), SagaStep.started_at.is_not(None),
+               SagaStep.ended_at.is_not(None))
+        .group_by(SagaStep.task_name)).all()
+    family = HistogramMetricFamily("petstore_saga_step_duration_seconds",
+                                   "Duration of answered saga step attempts, by task.",
+                                   labels=["task_name"])
+    for task_name, count, total, *cumulative in sorted(rows):
+        family.add_metric([task_name], _buckets(cumulative, count), float(total))
+    return family
+
+
+def _buckets(cumulative: Sequence[int], count: int) -> list[tuple[str, float]]:
+    # Labels formatted as prometheus_client's own Histogram does ("1.0", "+Inf").
+    return [*((floatToGoString(bound), n) for bound, n in zip(BUCKETS, cumulative, strict=True)),
+            ("+Inf", count)]
+
+
+def _outbox(session: Session) -> list[Metric]:
+    """Messages waiting for the relay, and how long the oldest has waited (0 when none)."""
+    backlog, oldest = session.execute(
+        select(func.count(),
+               func.coalesce(_seconds(func.min(OutboxMessage.created_at), func.now()), 0.0))
+        .where(OutboxMessage.sent_at.is_(None))).one()
+    return [
+        GaugeMetricFamily("petstore_outbox_backlog", "Outbox messages not sent yet.",
+                          value=backlog),
+        GaugeMetricFamily("petstore_outbox_oldest_unsent_seconds",
+                          "Age of the oldest unsent outbox message, by the database's clock.",
+                          value=float(oldest)),
+    ]
+
+
+class PetstoreCollector(Collector):
+    """Reads every metric in one short read-only transaction per scrape."""
+
+    def collect(self) -> Iterable[Metric]:
+        # Collected into a list first so the transaction ends before exposition starts.
+        with unit_of_work() as session:
+            return [*_sagas(session), _compensations(session), _step_durations(session),
+                    *_outbox(session)]
+
+
+def register(app: Flask) -> None:
+    """Serve the metrics at `/metrics` (under the API root, so `/v2/metrics`)."""
+    # Its own registry: none of the process-local default metrics, which differ per worker.
+    # auto_describe stays off, so registering does not query the database.
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(PetstoreCollector())
+
+    def metrics() -> Response:
+        # A database error propagates: the scrape fails and Prometheus marks the target down.
+        return Response(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
+
+    app.add_url_rule("/metrics", endpoint="metrics", view_func=metrics, methods=["GET"])
