@@ -3,6 +3,7 @@ transaction, or record the failure and say when to retry."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -11,6 +12,7 @@ from sqlalchemy.orm import Session
 from models.db import unit_of_work
 from sagas import engine, faults
 
+log = logging.getLogger(__name__)
 StepFunction = Callable[[Session, dict[str, Any]], dict[str, Any] | None]
 
 
@@ -32,6 +34,8 @@ def run_step(task_name: str, function: StepFunction, *, saga_id: str, step: str,
     with unit_of_work() as session:
         attempt = engine.begin_attempt(session, saga_id, step, phase, task_id)
     if attempt is None:
+        log.info("%s: not waited for (duplicate, late or out of attempts); nothing done",
+                 task_name)
         return None
     try:
         with unit_of_work() as session:
@@ -47,8 +51,12 @@ def run_step(task_name: str, function: StepFunction, *, saga_id: str, step: str,
         with unit_of_work() as session:
             retry_in = engine.fail_attempt(session, saga_id, step, phase, attempt, error)
         if retry_in is None:
+            log.warning("%s attempt %d failed, no retry left: %s", task_name, attempt, error)
             raise StepFailed(f"{step} {phase} attempt {attempt}: {error}") from exc
+        log.info("%s attempt %d failed, retry in %.2fs: %s", task_name, attempt, retry_in, error)
         return retry_in
     if refusal:
+        log.info("%s attempt %d refused: %s", task_name, attempt, refusal)
         raise StepRefused(refusal)
+    log.info("%s attempt %d done", task_name, attempt)
     return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -13,6 +14,7 @@ from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from models.order import OrderNotFound
 from models.pet import PetHeld, PetNotFound
 from models.user import BadCredentials, UsernameTaken, UserNotFound
+from petstore import logs
 from petstore.settings import get_settings
 from web import metrics, pet, photo, saga, store, user
 from web.api import Api, error_maps
@@ -49,6 +51,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
     )
     app.config.update(config or {})
+    _log_lines(app)
     app.config["UPLOAD_DIR"].mkdir(parents=True, exist_ok=True)
 
     api = Api(app, spec_kwargs={
@@ -63,6 +66,18 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     # Served under /v2, the spec's server URL, so the paths match petstore.yaml's.
     app.wsgi_app = DispatcherMiddleware(_outside(api), {API_ROOT: app.wsgi_app})
     return app
+
+
+def _log_lines(app: Flask) -> None:
+    """The gateway's own lines in logfmt, naming the saga a request started."""
+    handler = logging.StreamHandler()
+    logs.install(handler)
+    for name in ("web", "sagas", "workers"):
+        logger = logging.getLogger(name)
+        if not logger.handlers:
+            logger.addHandler(handler)
+            logger.setLevel(logging.INFO)
+            logger.propagate = False
 
 
 def _outside(api: Api) -> Any:

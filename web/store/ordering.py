@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
 import uuid
 from typing import Any
@@ -18,9 +19,12 @@ from models.db import unit_of_work
 from models.order import get_order, next_order_id
 from models.saga import COMPENSATED, COMPLETED, FAILED, Saga
 from models.user import User
+from petstore.logs import saga_logged
 from sagas import engine
 from sagas.definition import SagaDefinition
 from web.store.schemas import OrderAcceptedSchema
+
+log = logging.getLogger(__name__)
 
 SETTLED = (COMPLETED, COMPENSATED, FAILED)
 # A step's refusal, by the participant's error name, as the HTTP status it means.
@@ -58,8 +62,12 @@ def _start(definition: SagaDefinition, payload: dict[str, Any], user: User, key:
                     return saga
                 # A new order's id is drawn now, so even a 202 can name it.
                 data = {**payload, "order_id": payload["order_id"] or next_order_id(session)}
-                return engine.start(session, definition, data, started_by=user.id,
+                saga = engine.start(session, definition, data, started_by=user.id,
                                     idempotency_key=key, request_hash=request_hash)
+            with saga_logged(str(saga.id)):
+                log.info("%s saga started for order %s by user %s", definition.kind,
+                         data["order_id"], user.id)
+            return saga
         except IntegrityError:
             continue
     abort(409, message="A request with this Idempotency-Key is in progress; retry")
