@@ -61,10 +61,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     for blueprint in (pet.blp, store.blp, user.blp, photo.blp, saga.blp):
         api.register_blueprint(blueprint)
     error_maps(app, api, DOMAIN_ERRORS)
-    metrics.register(app)
     relay.install()
     # Served under /v2, the spec's server URL, so the paths match petstore.yaml's.
-    app.wsgi_app = DispatcherMiddleware(_outside(api), {API_ROOT: app.wsgi_app})
+    app.wsgi_app = DispatcherMiddleware(_outside(api), {API_ROOT: app.wsgi_app,
+                                                        "/metrics": metrics.wsgi_app()})
     return app
 
 

@@ -3,16 +3,15 @@
 The API runs as several gunicorn workers and the sagas move in Celery workers, so no
 process's memory knows the whole story: every value is one aggregate query over the tables
 that all of them write. Counters are counts of rows, monotonic as long as no row is deleted.
-The endpoint is added with `app.add_url_rule`, outside flask-smorest, so it stays out of
-the OpenAPI document.
+It is served at `/metrics`, beside the API rather than in it, so it stays out of the
+OpenAPI document.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
-from flask import Flask, Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, make_wsgi_app
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -133,15 +132,11 @@ class PetstoreCollector(Collector):
                     *_outbox(session)]
 
 
-def register(app: Flask) -> None:
-    """Serve the metrics at `/metrics` (under the API root, so `/v2/metrics`)."""
+def wsgi_app() -> Callable[..., Iterable[bytes]]:
+    """A WSGI app serving the metrics, mounted at `/metrics` beside the API."""
     # Its own registry: none of the process-local default metrics, which differ per worker.
-    # auto_describe stays off, so registering does not query the database.
+    # auto_describe stays off, so registering does not query the database. A database
+    # error propagates: the scrape fails and Prometheus marks the target down.
     registry = CollectorRegistry(auto_describe=False)
     registry.register(PetstoreCollector())
-
-    def metrics() -> Response:
-        # A database error propagates: the scrape fails and Prometheus marks the target down.
-        return Response(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
-
-    app.add_url_rule("/metrics", endpoint="metrics", view_func=metrics, methods=["GET"])
+    return make_wsgi_app(registry)

@@ -1,4 +1,4 @@
-"""GET /v2/metrics: saga and outbox metrics computed from PostgreSQL at scrape time."""
+"""GET /metrics: saga and outbox metrics computed from PostgreSQL at scrape time."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from datetime import timedelta
 
 import pytest
 from flask import Flask
-from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import delete
 
@@ -96,9 +95,9 @@ def _seed(data: Seeded) -> list[int]:
 
 
 def scrape(app: Flask) -> tuple[str, Samples]:
-    response = app.test_client().get("/v2/metrics")
+    response = app.test_client().get("/metrics")
     assert response.status_code == 200, response.data
-    assert response.headers["Content-Type"] == CONTENT_TYPE_LATEST
+    assert response.headers["Content-Type"].startswith("text/plain")
     text = response.get_data(as_text=True)
     samples = {(sample.name, frozenset(sample.labels.items())): sample.value
                for family in text_string_to_metric_families(text) for sample in family.samples}
