@@ -8,7 +8,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask
-from werkzeug.exceptions import NotFound
+from sqlalchemy.exc import OperationalError
+from werkzeug.exceptions import NotFound, ServiceUnavailable
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
 from models.order import OrderNotFound
@@ -61,11 +62,25 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     for blueprint in (pet.blp, store.blp, user.blp, photo.blp, saga.blp):
         api.register_blueprint(blueprint)
     error_maps(app, api, DOMAIN_ERRORS)
+    app.register_error_handler(OperationalError, _database_unavailable(api))
     relay.install()
     # Served under /v2, the spec's server URL, so the paths match petstore.yaml's.
     app.wsgi_app = DispatcherMiddleware(_outside(api), {API_ROOT: app.wsgi_app,
                                                         "/metrics": metrics.wsgi_app()})
     return app
+
+
+def _database_unavailable(api: Api) -> Any:
+    """PostgreSQL unreachable (restarting, failing over): 503, and nothing was accepted."""
+
+    def handle(exc: OperationalError) -> Any:
+        logging.getLogger(__name__).warning("database unavailable: %s", exc.orig)
+        error = ServiceUnavailable("The database is unavailable; nothing was changed. "
+                                   "Try again in a moment.")
+        payload, code, headers = api.handle_http_exception(error)
+        return payload, code, {**headers, "Retry-After": "2"}
+
+    return handle
 
 
 def _log_lines(app: Flask) -> None:

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from models.db import unit_of_work, utcnow
 from models.outbox import PENDING_KEY, OutboxMessage
+from petstore.settings import get_settings
 from workers.bus import subscribers
 from workers.celery_app import app
 
@@ -61,10 +62,11 @@ def relay(ids: Sequence[int] | None = None) -> int:
         if not messages:
             return 0
         sent = 0
+        copies = 2 if get_settings().duplicate_deliveries else 1
         for message in messages:
             try:
                 with broker() as connection:
-                    for name, kwargs, task_id in _deliveries(message):
+                    for name, kwargs, task_id in _deliveries(message) * copies:
                         app.send_task(name, kwargs=kwargs, task_id=task_id, retry=False,
                                       connection=connection)
             except BROKER_ERRORS as exc:
