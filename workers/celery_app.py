@@ -6,7 +6,7 @@ from typing import Any
 
 from celery import Celery, Task
 from celery.signals import worker_process_init
-from kombu import Queue
+from kombu import Exchange, Queue
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from models.db import dispose
@@ -37,7 +37,9 @@ def config() -> dict[str, Any]:
         "task_ignore_result": True,
         "task_serializer": "json",
         "accept_content": ["json"],
-        "task_queues": [Queue(name) for name in QUEUES],
+        # Each queue bound by its own name: a queue left to the defaults would bind to the
+        # default exchange and key, and every queue would receive every message.
+        "task_queues": [Queue(name, Exchange(name), routing_key=name) for name in QUEUES],
         "task_default_queue": "sagas",
         "task_routes": ROUTES,
         # A task that crashes its process is re-queued, never lost.

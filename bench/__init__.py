@@ -1,0 +1,1 @@
+"""Benchmarks and the chaos suite: scripts run from the repository, never timed tests."""

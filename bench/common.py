@@ -1,0 +1,73 @@
+"""What the benchmarks share: servers, a fresh schema, a worker, percentiles."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@contextmanager
+def servers() -> Iterator[dict[str, str]]:
+    """DATABASE_URL / REDIS_URL when set; else embedded servers in a temporary folder."""
+    work = Path(tempfile.mkdtemp(prefix="petstore-bench-"))
+    if os.environ.get("DATABASE_URL") and os.environ.get("REDIS_URL"):
+        env = {"DATABASE_URL": os.environ["DATABASE_URL"], "REDIS_URL": os.environ["REDIS_URL"]}
+        embedded = None
+    else:
+        from petstore.embedded import EmbeddedServers, free_port
+
+        embedded = EmbeddedServers(work / "servers", redis_port=free_port()).start()
+        env = {"DATABASE_URL": embedded.database_url, "REDIS_URL": embedded.redis_url}
+    env["PETSTORE_DATA_DIR"] = str(work)
+    os.environ.update(env)
+    subprocess.run([sys.executable, "-m", "petstore", "migrate"], check=True,
+                   env={**os.environ}, stdout=subprocess.DEVNULL)
+    try:
+        yield env
+    finally:
+        if embedded:
+            embedded.stop()
+
+
+@contextmanager
+def worker(concurrency: int, log: Path, queues: str = "pets,photos,orders,inventory,sagas"
+           ) -> Iterator[subprocess.Popen]:
+    """A prefork worker on every queue, with the baseline's tasks too, until it answers."""
+    from workers.celery_app import app
+
+    name = f"bench-{os.getpid()}@localhost"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "workers", "worker", "--queues", queues,
+         "--include", "bench.noop", "--concurrency", str(concurrency), "--hostname", name,
+         "--without-gossip", "--without-mingle", "--loglevel", "WARNING"],
+        cwd=ROOT, env={**os.environ}, stdout=log.open("ab"), stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while not app.control.ping(destination=[name], timeout=0.5):
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise RuntimeError(f"worker did not start: see {log}")
+        yield process
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    return {"p50": percentile(values, 50), "p95": percentile(values, 95),
+            "p99": percentile(values, 99), "mean": statistics.fmean(values) if values else 0}

@@ -1,0 +1,151 @@
+"""Saga throughput and latency against a bare Celery chain, on one broker, in one run.
+
+    .venv/bin/python bench/sagas.py --sagas 1000 --workers 2
+
+One prefork worker (one process per core by default) serves every queue. First a bare
+chain of three no-op tasks, N times, as fast as the worker takes them; then N create-order
+sagas for N distinct pets, as fast; then sagas at half that rate for their latency from
+start to completion. Figures are ratios against the chain measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import servers, summary, worker
+
+CLIENTS = 4
+
+
+def make_pets(count: int) -> list[int]:
+    """Available pets, written directly (with their inventory rows): the set-up is not
+    what is measured."""
+    from sqlalchemy import insert
+
+    from models.db import unit_of_work
+    from models.inventory import InventoryPet
+    from models.pet import Pet
+
+    with unit_of_work() as session:
+        ids = session.scalars(insert(Pet).returning(Pet.id), [
+            {"name": f"bench-{i}", "status": "available", "photo_urls": [], "version": 1}
+            for i in range(count)]).all()
+        session.execute(insert(InventoryPet), [
+            {"pet_id": pet_id, "status": "available", "version": 1} for pet_id in ids])
+    return list(ids)
+
+
+def start_saga(pet_id: int, run: str) -> None:
+    from models.db import unit_of_work
+    from models.order import next_order_id
+    from sagas import engine
+    from sagas.orders import create_order
+
+    with unit_of_work() as session:
+        payload = {"order_id": next_order_id(session), "pet_id": pet_id, "customer_id": 1,
+                   "quantity": 1, "ship_date": None, "bench": run}
+        engine.start(session, create_order, payload)
+
+
+def sagas_done(run: str) -> tuple[int, list[float]]:
+    """(sagas of this run that ended, their start-to-end seconds)."""
+    from sqlalchemy import select
+
+    from models.db import unit_of_work
+    from models.saga import Saga
+
+    with unit_of_work() as session:
+        rows = session.execute(select(Saga.status, Saga.created_at, Saga.ended_at).where(
+            Saga.payload["bench"].as_string() == run, Saga.ended_at.is_not(None))).all()
+    bad = [status for status, _, _ in rows if status != "completed"]
+    if bad:
+        raise RuntimeError(f"{len(bad)} sagas did not complete: {set(bad)}")
+    return len(rows), [(end - start).total_seconds() for _, start, end in rows]
+
+
+def wait_until(done: callable, count: int, timeout: float = 600) -> float:
+    deadline = time.monotonic() + timeout
+    while done() < count:
+        if time.monotonic() > deadline:
+            raise RuntimeError("timed out waiting for the work to finish")
+        time.sleep(0.02)
+    return time.monotonic()
+
+
+def run_chains(count: int) -> float:
+    """Chains per second."""
+    from celery import chain
+
+    from bench.noop import DONE_KEY, _redis, done, noop
+
+    _redis().delete(DONE_KEY)
+    started = time.monotonic()
+    with ThreadPoolExecutor(CLIENTS) as pool:
+        list(pool.map(lambda _: chain(noop.si(), noop.si(), done.si()).apply_async(),
+                      range(count)))
+    finished = wait_until(lambda: int(_redis().get(DONE_KEY) or 0), count)
+    return count / (finished - started)
+
+
+def run_sagas(pets: list[int], rate: float | None = None) -> tuple[float, list[float]]:
+    """(sagas per second, each one's seconds from start to completion); paced at `rate`
+    sagas per second when given, else as fast as they are taken."""
+    run = uuid.uuid4().hex
+    started = time.monotonic()
+    if rate is None:
+        with ThreadPoolExecutor(CLIENTS) as pool:
+            list(pool.map(lambda pet_id: start_saga(pet_id, run), pets))
+    else:
+        for i, pet_id in enumerate(pets):
+            time.sleep(max(0.0, started + i / rate - time.monotonic()))
+            threading.Thread(target=start_saga, args=(pet_id, run)).start()
+    finished = wait_until(lambda: sagas_done(run)[0], len(pets))
+    return len(pets) / (finished - started), sagas_done(run)[1]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sagas", type=int, default=1000)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 2,
+                        help="worker processes (prefork concurrency)")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    with servers() as env:
+        log = Path(env["PETSTORE_DATA_DIR"]) / "worker.log"
+        with worker(args.workers, log):
+            run_chains(50)  # warm-up: every pool process has run each kind of task
+            run_sagas(make_pets(50))
+            chains_per_second = run_chains(args.sagas)
+            sagas_per_second, latencies = run_sagas(make_pets(args.sagas))
+            half = sagas_per_second / 2
+            _, paced = run_sagas(make_pets(max(50, args.sagas // 2)), rate=half)
+    results = {
+        "worker processes": args.workers,
+        "sagas": args.sagas,
+        "chain of 3 no-op tasks, per second": round(chains_per_second, 1),
+        "create-order sagas, per second": round(sagas_per_second, 1),
+        "saga / chain throughput": round(sagas_per_second / chains_per_second, 3),
+        **{f"flat out, {k} ms": round(v * 1000, 1) for k, v in summary(latencies).items()},
+        "paced at half rate, sagas per second": round(half, 1),
+        **{f"at half rate, {k} ms": round(v * 1000, 1) for k, v in summary(paced).items()},
+    }
+    width = max(map(len, results))
+    for name, value in results.items():
+        print(f"{name:<{width}}  {value}")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
