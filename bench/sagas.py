@@ -50,6 +50,7 @@ def start_saga(pet_id: int, run: str) -> None:
     from models.order import next_order_id
     from sagas import engine
     from sagas.orders import create_order
+    from workers import relay  # noqa: F401  (sends each saga's first command on commit)
 
     with unit_of_work() as session:
         payload = {"order_id": next_order_id(session), "pet_id": pet_id, "customer_id": 1,

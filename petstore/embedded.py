@@ -6,6 +6,7 @@ through `DATABASE_URL` and `REDIS_URL`. Their data stays in a folder across rest
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
 import os
@@ -112,4 +113,5 @@ class EmbeddedServers:
             with contextlib.suppress(Exception):  # it may be gone already
                 pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self._postgres.pgdata,
                        user=self._postgres.system_user, timeout=60)
+            atexit.unregister(self._postgres._cleanup)  # stopped: nothing left for it to do
             self._postgres = None

@@ -61,6 +61,12 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     })
     for blueprint in (pet.blp, store.blp, user.blp, photo.blp, saga.blp):
         api.register_blueprint(blueprint)
+    # flask-smorest sends X-Pagination as JSON: say so, rather than as a `simple` header.
+    api.spec.components.headers["PAGINATION"] = {
+        "description": "Pagination metadata",
+        "content": {"application/json": {"schema": {
+            "$ref": "#/components/schemas/PaginationMetadata"}}},
+    }
     error_maps(app, api, DOMAIN_ERRORS)
     app.register_error_handler(OperationalError, _database_unavailable(api))
     relay.install()

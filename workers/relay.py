@@ -10,11 +10,12 @@ import logging
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import timedelta
 
 from kombu import Connection
 from kombu.exceptions import KombuError
 from redis.exceptions import RedisError
-from sqlalchemy import event, select
+from sqlalchemy import event, select, text, update
 from sqlalchemy.orm import Session
 
 from models.db import unit_of_work, utcnow
@@ -25,6 +26,7 @@ from workers.celery_app import app
 
 log = logging.getLogger(__name__)
 BATCH = 200
+LEFT_BEHIND = 2  # seconds after which the periodic relay takes a message over
 BROKER_ERRORS = (KombuError, RedisError, OSError)
 
 
@@ -47,44 +49,64 @@ def broker() -> Iterator[Connection]:
         yield connection
 
 
-def relay(ids: Sequence[int] | None = None) -> int:
-    """Send pending messages (these ids only, if given); returns how many went out.
+def _publish(messages: Sequence[OutboxMessage]) -> tuple[list[int], str | None]:
+    """Send messages in order until the broker fails: (ids sent, the error if it did)."""
+    copies = 2 if get_settings().duplicate_deliveries else 1
+    sent: list[int] = []
+    try:
+        with broker() as connection:
+            for message in messages:
+                for name, kwargs, task_id in _deliveries(message) * copies:
+                    app.send_task(name, kwargs=kwargs, task_id=task_id, retry=False,
+                                  connection=connection)
+                sent.append(message.id)
+    except BROKER_ERRORS as exc:
+        log.warning("outbox relay: broker unavailable, %d left pending: %s",
+                    len(messages) - len(sent), exc)
+        return sent, f"{type(exc).__name__}: {exc}"[:500]
+    return sent, None
 
-    Rows are locked with SKIP LOCKED, so concurrent relays never send one message twice;
-    a crash between sending and marking sends it again, with the same task id.
-    """
+
+def _mark(session: Session, sent: list[int], failed: int | None, error: str | None) -> None:
+    # Losing this write in a crash only sends those messages again, with the same ids.
+    session.execute(text("SET LOCAL synchronous_commit = off"))
+    if sent:
+        session.execute(update(OutboxMessage).where(
+            OutboxMessage.id.in_(sent), OutboxMessage.sent_at.is_(None)).values(sent_at=utcnow()))
+    if failed is not None:
+        session.execute(update(OutboxMessage).where(OutboxMessage.id == failed).values(
+            attempts=OutboxMessage.attempts + 1, last_error=error))
+
+
+def relay_committed(messages: Sequence[OutboxMessage]) -> int:
+    """Send a just-committed transaction's messages, already in memory."""
+    sent, error = _publish(messages)
+    failed = messages[len(sent)].id if error else None
     with unit_of_work() as session:
-        query = (select(OutboxMessage).where(OutboxMessage.sent_at.is_(None))
-                 .order_by(OutboxMessage.id).limit(BATCH).with_for_update(skip_locked=True))
-        if ids is not None:
-            query = query.where(OutboxMessage.id.in_(ids))
-        messages = session.scalars(query).all()
-        if not messages:
-            return 0
-        sent = 0
-        copies = 2 if get_settings().duplicate_deliveries else 1
-        for message in messages:
-            try:
-                with broker() as connection:
-                    for name, kwargs, task_id in _deliveries(message) * copies:
-                        app.send_task(name, kwargs=kwargs, task_id=task_id, retry=False,
-                                      connection=connection)
-            except BROKER_ERRORS as exc:
-                message.attempts += 1
-                message.last_error = f"{type(exc).__name__}: {exc}"[:500]
-                log.warning("outbox relay: broker unavailable, %s left pending: %s",
-                            message.message_id, exc)
-                break
-            message.sent_at = utcnow()
-            sent += 1
-        return sent
+        _mark(session, sent, failed, error)
+    return len(sent)
+
+
+def relay() -> int:
+    """Send pending messages left behind (older than a moment, so as not to race the
+    after-commit relay); returns how many went out. SKIP LOCKED keeps concurrent relays
+    from sending one message twice."""
+    with unit_of_work() as session:
+        messages = session.scalars(
+            select(OutboxMessage)
+            .where(OutboxMessage.sent_at.is_(None),
+                   OutboxMessage.created_at < utcnow() - timedelta(seconds=LEFT_BEHIND))
+            .order_by(OutboxMessage.id).limit(BATCH).with_for_update(skip_locked=True)).all()
+        sent, error = _publish(messages)
+        _mark(session, sent, messages[len(sent)].id if error else None, error)
+        return len(sent)
 
 
 def _after_commit(session: Session) -> None:
     pending = session.info.pop(PENDING_KEY, None)
     if pending:
         try:
-            relay([message.id for message in pending])
+            relay_committed(pending)
         except Exception:  # the periodic relay will send it; the commit stands
             log.exception("outbox relay after commit failed")
 

@@ -11,7 +11,7 @@ from marshmallow import Schema, fields, validate
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
-from models.db import unit_of_work
+from models.db import INT64_MAX, unit_of_work
 from models.saga import SAGA_STATUSES, Saga
 from sagas.registry import DEFINITIONS
 from web.api import Blueprint
@@ -73,7 +73,8 @@ class Sagas(MethodView):
                 select(func.count()).select_from(Saga).where(*conditions))
             return session.scalars(
                 select(Saga).where(*conditions).order_by(Saga.created_at.desc())
-                .offset(pagination_parameters.first_item)
+                # A page past any real one is simply empty, however large its number.
+                .offset(min(pagination_parameters.first_item, INT64_MAX))
                 .limit(pagination_parameters.page_size)).all()
 
 

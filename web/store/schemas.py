@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC
 
+from flask_smorest.error_handler import ErrorSchema
 from marshmallow import Schema, fields, validate
 
 from models.order import STATUSES
@@ -28,6 +29,14 @@ class OrderSchema(Schema):
     status = fields.String(validate=validate.OneOf(STATUSES),
                            metadata={"description": "Order Status"})
     complete = fields.Boolean()
+
+
+class SagaErrorSchema(ErrorSchema):
+    """An order change that did not happen: the error, and the saga that tried."""
+
+    sagaId = fields.UUID(metadata={"description": "The saga, at /v2/sagas/{sagaId}"})
+    orderId = fields.Integer()
+    sagaStatus = fields.String(metadata={"description": "compensated or failed"})
 
 
 class OrderAcceptedSchema(Schema):

@@ -15,7 +15,12 @@ from sagas.orders import approve_order, cancel_order, create_order, deliver_orde
 from web.api import Blueprint
 from web.auth import current_user, login_required
 from web.store import ordering
-from web.store.schemas import InventorySchema, OrderAcceptedSchema, OrderSchema
+from web.store.schemas import (
+    InventorySchema,
+    OrderAcceptedSchema,
+    OrderSchema,
+    SagaErrorSchema,
+)
 
 blp = Blueprint("store", __name__, url_prefix="/store", description="Access to Petstore orders")
 ORDER_ID = "<int(max=9223372036854775807):order_id>"
@@ -43,12 +48,12 @@ ORDER_CHANGE_HEADERS = [
 
 def saga_answers(view: Callable[..., Any]) -> Callable[..., Any]:
     """The answers every order change can give besides the Order itself."""
-    for status, response, description in (
-        (404, "NOT_FOUND", "No such order or pet"),
-        (409, "CONFLICT", "Not possible from the order's or the pet's state"),
-        (503, "SERVICE_UNAVAILABLE", "A technical failure; the saga undid its steps"),
+    for status, description in (
+        (404, "No such order or pet"),
+        (409, "Not possible from the order's or the pet's state"),
+        (503, "A technical failure; the saga undid its steps"),
     ):
-        view = blp.alt_response(status, response=response, description=description)(view)
+        view = blp.alt_response(status, schema=SagaErrorSchema, description=description)(view)
     view = blp.alt_response(202, schema=OrderAcceptedSchema, success=True,
                             description="Still in progress: poll the saga named by `Location`",
                             headers={"Location": {"schema": {"type": "string"}}})(view)
