@@ -22,8 +22,9 @@ from workers.celery_app import QUEUES
 
 COMPOSE = PROJECT_ROOT / "docker-compose.yml"
 # Every top-level package of the project: a folder with an __init__.py, tests aside.
+# The packages the project ships (tests/ and bench/ stay in the repository).
 PACKAGES = sorted(path.parent.name for path in PROJECT_ROOT.glob("*/__init__.py")
-                  if path.parent.name != "tests")
+                  if path.parent.name not in ("tests", "bench"))
 
 
 @pytest.fixture(scope="module")
