@@ -305,7 +305,7 @@ class Chaos:
 # --- the invariants ---------------------------------------------------------------------
 
 
-def figures(load: Load, settle_seconds: float) -> dict[str, Any]:
+def figures(load: Load, after_fault: float, after_load: float) -> dict[str, Any]:
     from sqlalchemy import func, select, text
 
     from models.db import unit_of_work
@@ -354,7 +354,8 @@ def figures(load: Load, settle_seconds: float) -> dict[str, Any]:
         **{f"inventory - pets, {s}": inventory[s] - pets[s] for s in pets},
         "events lost": lost_events,
         "duplicates applied twice": twice,
-        "seconds to settle after the last fault": round(settle_seconds, 1),
+        "seconds to settle after the last fault": round(after_fault, 1),
+        "seconds to settle after the load ended": round(after_load, 1),
     }
 
 
@@ -426,10 +427,12 @@ def main() -> int:
         faults.start()
         load.run(args.duration, args.threads)
         faults.join()
-        last_fault = chaos.started + chaos.log[-1][0]
+        last_fault, load_over = chaos.started + chaos.log[-1][0], time.monotonic()
         print("load over; settling", flush=True)
         ok = _wait_for(settled, args.settle)
-        results = figures(load, time.monotonic() - last_fault if ok else float("nan"))
+        now = time.monotonic()
+        results = figures(load, now - last_fault if ok else float("nan"),
+                          now - load_over if ok else float("nan"))
         results["worker restarts"] = sum(p.restarts for p in system.procs)
     finally:
         system.stop()
