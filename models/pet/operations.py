@@ -226,11 +226,12 @@ def get_pet(session: Session, pet_id: int) -> Pet:
 
 
 def find_by_status(session: Session, statuses: Sequence[str]) -> Sequence[Pet]:
-    return session.scalars(select(Pet).where(Pet.status.in_(statuses)).order_by(Pet.id)).all()
+    return session.scalars(
+        select(Pet).where(Pet.status.in_(statuses)).order_by(Pet.id)).unique().all()
 
 
 def find_by_tags(session: Session, tags: Sequence[str]) -> Sequence[Pet]:
     tagged = (
         select(pet_tags.c.pet_id).join(Tag, Tag.id == pet_tags.c.tag_id).where(Tag.name.in_(tags))
     )
-    return session.scalars(select(Pet).where(Pet.id.in_(tagged)).order_by(Pet.id)).all()
+    return session.scalars(select(Pet).where(Pet.id.in_(tagged)).order_by(Pet.id)).unique().all()

@@ -64,7 +64,8 @@ class Pet(Base):
     )
 
     category: Mapped[Category | None] = relationship(lazy="joined")
-    tags: Mapped[list[Tag]] = relationship(secondary=pet_tags, lazy="selectin", order_by=Tag.id)
+    # Joined, like the category: a pet is read in one query.
+    tags: Mapped[list[Tag]] = relationship(secondary=pet_tags, lazy="joined", order_by=Tag.id)
 
     __table_args__ = (
         CheckConstraint(f"status IN {STATUSES}", name="status"),

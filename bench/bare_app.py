@@ -1,0 +1,20 @@
+"""The API benchmark's baseline: a bare Flask endpoint reading one pet row, nothing else."""
+
+from __future__ import annotations
+
+from flask import Flask, abort
+from sqlalchemy import text
+
+from models.db import engine
+
+app = Flask(__name__)
+
+
+@app.get("/pet/<int:pet_id>")
+def pet(pet_id: int) -> dict:
+    with engine().connect() as connection:
+        row = connection.execute(text("SELECT id, name, status FROM pets WHERE id = :id"),
+                                 {"id": pet_id}).first()
+    if row is None:
+        abort(404)
+    return {"id": row.id, "name": row.name, "status": row.status}
