@@ -63,26 +63,34 @@ def begin_attempt(session: Session, saga_id: str, step: str, phase: str,
     saga = _current(session, saga_id, step, phase)
     if saga is None:
         return None
-    return _open_attempt(session, definition_of(saga.kind), saga, task_id)
+    definition = definition_of(saga.kind)
+    _close_running(session, saga, "lost", "the worker stopped before answering")
+    if saga.attempt >= _policy(definition, saga).attempts:
+        _give_up(session, definition, saga, f"{step} {phase}: no answer after "
+                                            f"{saga.attempt} attempts")
+        return None
+    now = utcnow()
+    saga.attempt += 1
+    saga.deadline_at = now + timedelta(seconds=definition.steps[saga.current_step].timeout)
+    saga.version += 1
+    session.add(SagaStep(saga_id=saga.id, step=step, step_index=saga.current_step, phase=phase,
+                         attempt=saga.attempt, status="running", task_id=task_id,
+                         task_name=_task_name(definition.steps[saga.current_step], phase),
+                         started_at=now))
+    return saga.attempt
 
 
-def finish_attempt(session: Session, saga_id: str, step: str, phase: str, attempt: int | None,
-                   action: Action, task_id: str | None = None) -> str | None:
+def finish_attempt(session: Session, saga_id: str, step: str, phase: str, attempt: int,
+                   action: Action) -> str | None:
     """Run the participant's action and advance the saga, in one transaction.
 
-    `attempt` is None for a first delivery that `begin_attempt` did not count: the attempt
-    is counted here, in the same transaction. A business refusal is recorded, turns the
-    saga back and is returned as text; any other error propagates, rolling everything
-    back, for `fail_attempt` to decide on.
+    A business refusal is recorded, turns the saga back and is returned as text; any
+    other error propagates, rolling everything back, for `fail_attempt` to decide on.
     """
     saga = _current(session, saga_id, step, phase)
-    if saga is None:
+    if saga is None or not first_time(session, f"saga:{phase}", f"{saga_id}:{step}"):
         return None
     definition = definition_of(saga.kind)
-    if attempt is None and (attempt := _open_attempt(session, definition, saga, task_id)) is None:
-        return None
-    if not first_time(session, f"saga:{phase}", f"{saga_id}:{step}"):
-        return None
     current = definition.steps[saga.current_step]
     try:
         with session.begin_nested():
@@ -104,16 +112,13 @@ def finish_attempt(session: Session, saga_id: str, step: str, phase: str, attemp
     return None
 
 
-def fail_attempt(session: Session, saga_id: str, step: str, phase: str, attempt: int | None,
-                 error: str, task_id: str | None = None) -> float | None:
-    """Record a transient failure; seconds until the retry, or None when giving up.
-    `attempt` is None when the failed delivery was not counted yet."""
+def fail_attempt(session: Session, saga_id: str, step: str, phase: str, attempt: int,
+                 error: str) -> float | None:
+    """Record a transient failure; seconds until the retry, or None when giving up."""
     saga = _current(session, saga_id, step, phase)
     if saga is None:
         return None
     definition = definition_of(saga.kind)
-    if attempt is None and (attempt := _open_attempt(session, definition, saga, task_id)) is None:
-        return None
     _close(session, saga, attempt, "failed", error)
     if attempt < saga.attempt:
         return None  # a newer delivery of this step is under way; it decides
@@ -153,27 +158,6 @@ def _current(session: Session, saga_id: str, step: str, phase: str) -> Saga | No
         return None
     steps = definition_of(saga.kind).steps
     return saga if steps[saga.current_step].name == step else None
-
-
-def _open_attempt(session: Session, definition: SagaDefinition, saga: Saga,
-                  task_id: str | None) -> int | None:
-    """Count one more delivery of the current step: its number, or None (and the saga
-    moves on) when the step has used up its attempts."""
-    step = definition.steps[saga.current_step]
-    _close_running(session, saga, "lost", "the worker stopped before answering")
-    if saga.attempt >= _policy(definition, saga).attempts:
-        _give_up(session, definition, saga, f"{step.name} {saga.phase}: no answer after "
-                                            f"{saga.attempt} attempts")
-        return None
-    now = utcnow()
-    saga.attempt += 1
-    saga.deadline_at = now + timedelta(seconds=step.timeout)
-    saga.version += 1
-    session.add(SagaStep(saga_id=saga.id, step=step.name, step_index=saga.current_step,
-                         phase=saga.phase, attempt=saga.attempt, status="running",
-                         task_id=task_id, task_name=_task_name(step, saga.phase),
-                         started_at=now))
-    return saga.attempt
 
 
 def _policy(definition: SagaDefinition, saga: Saga) -> Retry:

@@ -25,25 +25,18 @@ class StepFailed(Exception):
 
 
 def run_step(task_name: str, function: StepFunction, *, saga_id: str, step: str, phase: str,
-             task_id: str | None, redelivered: bool = True) -> float | None:
+             task_id: str | None) -> float | None:
     """Returns the seconds to wait before this step's next try, or None when done.
-
-    A delivery the broker hands out again (its worker died, or it was never acked) is
-    counted in a transaction of its own before it runs, so that a step that keeps
-    crashing its worker runs out of attempts; a first delivery is counted in the
-    transaction that runs it, one round trip to PostgreSQL fewer.
 
     Raises StepRefused or StepFailed, after the saga has recorded it, so that the task
     shows as failed with a readable reason (in Flower, for one).
     """
-    attempt = None
-    if redelivered:
-        with unit_of_work() as session:
-            attempt = engine.begin_attempt(session, saga_id, step, phase, task_id)
-        if attempt is None:
-            log.info("%s: not waited for (duplicate, late or out of attempts); nothing done",
-                     task_name)
-            return None
+    with unit_of_work() as session:
+        attempt = engine.begin_attempt(session, saga_id, step, phase, task_id)
+    if attempt is None:
+        log.info("%s: not waited for (duplicate, late or out of attempts); nothing done",
+                 task_name)
+        return None
     try:
         with unit_of_work() as session:
 
@@ -52,20 +45,18 @@ def run_step(task_name: str, function: StepFunction, *, saga_id: str, step: str,
                 faults.inject(task_name)  # mid-step: after the work, before the commit
                 return reply
 
-            refusal = engine.finish_attempt(session, saga_id, step, phase, attempt, act,
-                                            task_id)
+            refusal = engine.finish_attempt(session, saga_id, step, phase, attempt, act)
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"[:1000]
         with unit_of_work() as session:
-            retry_in = engine.fail_attempt(session, saga_id, step, phase, attempt, error,
-                                           task_id)
+            retry_in = engine.fail_attempt(session, saga_id, step, phase, attempt, error)
         if retry_in is None:
-            log.warning("%s failed, no retry left: %s", task_name, error)
-            raise StepFailed(f"{step} {phase}: {error}") from exc
-        log.info("%s failed, retry in %.2fs: %s", task_name, retry_in, error)
+            log.warning("%s attempt %d failed, no retry left: %s", task_name, attempt, error)
+            raise StepFailed(f"{step} {phase} attempt {attempt}: {error}") from exc
+        log.info("%s attempt %d failed, retry in %.2fs: %s", task_name, attempt, retry_in, error)
         return retry_in
     if refusal:
-        log.info("%s refused: %s", task_name, refusal)
+        log.info("%s attempt %d refused: %s", task_name, attempt, refusal)
         raise StepRefused(refusal)
-    log.info("%s done", task_name)
+    log.info("%s attempt %d done", task_name, attempt)
     return None

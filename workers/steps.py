@@ -15,9 +15,8 @@ def saga_step(name: str) -> Callable[[StepFunction], Task]:
     def register(function: StepFunction) -> Task:
         @app.task(name=name, bind=True, max_retries=None)
         def step_task(self: Task, saga_id: str, step: str, phase: str) -> None:
-            redelivered = bool((self.request.delivery_info or {}).get("redelivered"))
             retry_in = run_step(name, function, saga_id=saga_id, step=step, phase=phase,
-                                task_id=self.request.id, redelivered=redelivered)
+                                task_id=self.request.id)
             if retry_in is not None:
                 # The engine counts attempts; Celery only waits and delivers again.
                 raise self.retry(countdown=retry_in)
