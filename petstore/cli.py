@@ -45,6 +45,28 @@ def ensure_owner_command() -> None:
 
 
 @cli.command()
+@click.option("--older-than-days", type=click.FloatRange(min=0), default=30.0,
+              show_default=True, help="keep what ended or was sent more recently")
+def prune(older_than_days: float) -> None:
+    """Delete ended sagas and sent outbox messages older than the cut-off."""
+    from datetime import timedelta
+
+    from models.db import unit_of_work
+    from sagas.retention import prune_outbox, prune_sagas
+
+    cut_off = timedelta(days=older_than_days)
+    totals = {"sagas": 0, "outbox messages": 0}
+    for name, prune_batch in (("sagas", prune_sagas), ("outbox messages", prune_outbox)):
+        while True:  # batch by batch: short transactions, no long locks
+            with unit_of_work() as session:
+                gone = prune_batch(session, cut_off)
+            totals[name] += gone
+            if not gone:
+                break
+    click.echo(", ".join(f"{count} {name}" for name, count in totals.items()) + " deleted")
+
+
+@cli.command()
 @click.option("--procfile", type=click.Path(exists=True, path_type=Path),
               default=PROJECT_ROOT / "Procfile", show_default=True)
 def dev(procfile: Path) -> None:
