@@ -9,7 +9,6 @@ Both run under gunicorn (2 sync workers, one per core) on the same database; wrk
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import shutil
@@ -21,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import ROOT, servers
+from bench.common import ROOT, report, servers
 from petstore.embedded import free_port
 
 
@@ -89,11 +88,7 @@ def main() -> int:
     results["GET /v2/pet/{id} / bare row read"] = round(
         results["GET /v2/pet/{id}, requests per second"]
         / results["bare row read, requests per second"], 3)
-    width = max(map(len, results))
-    for name, value in results.items():
-        print(f"{name:<{width}}  {value}")
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2))
+    report(results, args.json)
     return 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import statistics
 import subprocess
@@ -11,6 +12,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -59,6 +61,15 @@ def worker(concurrency: int, log: Path, queues: str = "pets,photos,orders,invent
     finally:
         process.terminate()
         process.wait(30)
+
+
+def report(results: dict[str, Any], json_path: Path | None) -> None:
+    """Print the figures as a table, and write them as JSON when asked."""
+    width = max(map(len, results))
+    for name, value in results.items():
+        print(f"{name:<{width}}  {value}")
+    if json_path:
+        json_path.write_text(json.dumps(results, indent=2))
 
 
 def percentile(values: list[float], p: float) -> float:

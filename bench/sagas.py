@@ -11,7 +11,6 @@ start to completion. Figures are ratios against the chain measured in the same r
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import threading
@@ -22,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import servers, summary, worker
+from bench.common import report, servers, summary, worker
 
 CLIENTS = 4
 
@@ -140,11 +139,7 @@ def main() -> int:
         "paced at half rate, sagas per second": round(half, 1),
         **{f"at half rate, {k} ms": round(v * 1000, 1) for k, v in summary(paced).items()},
     }
-    width = max(map(len, results))
-    for name, value in results.items():
-        print(f"{name:<{width}}  {value}")
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2))
+    report(results, args.json)
     return 0
 
 
