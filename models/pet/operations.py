@@ -149,10 +149,7 @@ def delete_pet(session: Session, pet_id: int) -> None:
         delete(Pet).where(Pet.id == pet_id, Pet.status.not_in(HELD)).returning(Pet.version)
     ).first()
     if deleted is None:
-        status = session.scalar(select(Pet.status).where(Pet.id == pet_id))
-        if status is None:
-            raise PetNotFound(pet_id)
-        raise PetHeld(pet_id, status)
+        raise PetHeld(pet_id, _status(session, pet_id))
     publish(session, PetDeleted(pet_id=pet_id, status=None, version=deleted.version + 1))
 
 
@@ -165,10 +162,7 @@ def reserve_pet(session: Session, pet_id: int, order_id: int) -> int:
         .returning(Pet.version)
     ).first()
     if reserved is None:
-        status = session.scalar(select(Pet.status).where(Pet.id == pet_id))
-        if status is None:
-            raise PetNotFound(pet_id)
-        raise PetNotAvailable(pet_id, status)
+        raise PetNotAvailable(pet_id, _status(session, pet_id))
     publish(session, PetReserved(pet_id=pet_id, status=PENDING, version=reserved.version))
     return reserved.version
 
@@ -176,23 +170,26 @@ def reserve_pet(session: Session, pet_id: int, order_id: int) -> int:
 def release_pet(session: Session, pet_id: int, order_id: int) -> int | None:
     """pending -> available, only if this order holds the pet; else nothing happens.
     Returns the pet's new version when it was released."""
-    released = session.execute(
-        update(Pet).where(Pet.id == pet_id, Pet.order_id == order_id, Pet.status == PENDING)
-        .values(status=AVAILABLE, order_id=None, version=Pet.version + 1)
-        .returning(Pet.version)
-    ).first()
-    if released is None:
-        return None
-    publish(session, PetReleased(pet_id=pet_id, status=AVAILABLE, version=released.version))
-    return released.version
+    version = _move_held(session, pet_id, order_id, PENDING, AVAILABLE, order_id=None)
+    if version is not None:
+        publish(session, PetReleased(pet_id=pet_id, status=AVAILABLE, version=version))
+    return version
 
 
-def _move_held(session: Session, pet_id: int, order_id: int, source: str,
-               target: str) -> int | None:
+def _status(session: Session, pet_id: int) -> str:
+    """The pet's status, for a refusal's message; PetNotFound if there is no such pet."""
+    status = session.scalar(select(Pet.status).where(Pet.id == pet_id))
+    if status is None:
+        raise PetNotFound(pet_id)
+    return status
+
+
+def _move_held(session: Session, pet_id: int, order_id: int, source: str, target: str, /,
+               **values: object) -> int | None:
     """source -> target for the pet this order holds, in one statement; its new version."""
     return session.scalar(
         update(Pet).where(Pet.id == pet_id, Pet.order_id == order_id, Pet.status == source)
-        .values(status=target, version=Pet.version + 1).returning(Pet.version)
+        .values(status=target, version=Pet.version + 1, **values).returning(Pet.version)
     )
 
 
