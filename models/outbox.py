@@ -1,4 +1,4 @@
-"""The transactional outbox and the consumers' record of what they already processed.
+"""The transactional outbox.
 
 A message that must follow a database change is written here in the same transaction;
 the relay in `workers.relay` sends it after commit. Nothing else talks to the broker.
@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import DateTime, Index, String, Text, text
-from sqlalchemy.dialects.postgresql import JSONB, insert
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from models.db import Base, utcnow
@@ -38,17 +38,6 @@ class OutboxMessage(Base):
     )
 
 
-class ProcessedMessage(Base):
-    """A consumer's idempotency key, written in the transaction that did the work."""
-
-    __tablename__ = "processed_messages"
-
-    consumer: Mapped[str] = mapped_column(String(100), primary_key=True)
-    key: Mapped[str] = mapped_column(String(200), primary_key=True)
-    reply: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-
-
 def _add(session: Session, kind: str, name: str, payload: dict[str, Any]) -> OutboxMessage:
     message = OutboxMessage(message_id=uuid.uuid4(), kind=kind, name=name, payload=payload)
     session.add(message)
@@ -64,17 +53,3 @@ def send_task(session: Session, name: str, **kwargs: Any) -> OutboxMessage:
 def publish(session: Session, event: Event) -> OutboxMessage:
     """Tell every subscriber that something happened, once this transaction commits."""
     return _add(session, "event", event.type, event.payload())
-
-
-def first_time(session: Session, consumer: str, key: str) -> bool:
-    """Claim (consumer, key) in this transaction; False if it was processed before.
-
-    Concurrent duplicates block on the primary key until the first commits, then see it.
-    """
-    claimed = session.execute(
-        insert(ProcessedMessage)
-        .values(consumer=consumer, key=key, created_at=utcnow())
-        .on_conflict_do_nothing()
-        .returning(ProcessedMessage.key)
-    ).first()
-    return claimed is not None

@@ -40,7 +40,12 @@ class SagaStep(Base):
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
-    __table_args__ = (Index("ix_saga_steps_saga_id", "saga_id", "id"),)
+    __table_args__ = (
+        Index("ix_saga_steps_saga_id", "saga_id", "id"),
+        # An outcome is the step's idempotency key: one per saga, step and phase.
+        Index("uq_saga_steps_outcome", "saga_id", "step_index", "phase", unique=True,
+              postgresql_where=text("status IN ('succeeded', 'refused')")),
+    )
 
 
 class Saga(Base):

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from datetime import timedelta
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Update, select, text, update
@@ -17,7 +18,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from models.db import utcnow
-from models.outbox import first_time, send_task
+from models.outbox import send_task
 from models.saga import (
     ACTION,
     COMPENSATED,
@@ -39,6 +40,34 @@ Action = Callable[[dict[str, Any]], dict[str, Any] | None]
 SWEEP_BATCH = 100
 
 
+@dataclass(frozen=True)
+class Delivery:
+    """One delivery of a step's command to its participant."""
+
+    saga_id: str
+    step: str
+    phase: str
+    task_id: str | None = None
+    # Its number once counted on its own (`begin_attempt`); None for a first delivery,
+    # which is counted in the transaction that does its work: one transaction, not two.
+    attempt: int | None = None
+    started_at: datetime = field(default_factory=utcnow)
+
+
+class CountFirst(Exception):
+    """The saga has counted deliveries of this step already (a retry, or one that may
+    have crashed): count this one on its own first, with `begin_attempt`."""
+
+
+class Refused(Exception):
+    """The participant refused for a business reason (`code` names its error); its work
+    rolls back with the transaction, then `refuse_attempt` records the refusal."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code, self.message = code, message
+
+
 def start(session: Session, definition: SagaDefinition, payload: dict[str, Any], *,
           started_by: int | None = None, idempotency_key: str | None = None,
           request_hash: str | None = None) -> Saga:
@@ -50,9 +79,8 @@ def start(session: Session, definition: SagaDefinition, payload: dict[str, Any],
     return saga
 
 
-def begin_attempt(session: Session, saga_id: str, step: str, phase: str,
-                  task_id: str | None) -> int | None:
-    """Count a delivery of the step before running it, so crashes count too.
+def begin_attempt(session: Session, delivery: Delivery) -> int | None:
+    """Count a delivery of the step before running it, so that crashes count too.
 
     Returns the attempt's number; None when the message is stale or the step has used
     up its attempts (then the saga moves on: compensation, or failed).
@@ -60,72 +88,76 @@ def begin_attempt(session: Session, saga_id: str, step: str, phase: str,
     # Losing this record in a crash costs one uncounted attempt, never an effect: it
     # need not wait for the disk.
     session.execute(text("SET LOCAL synchronous_commit = off"))
-    saga = _current(session, saga_id, step, phase)
+    saga = _current(session, delivery)
     if saga is None:
         return None
     definition = definition_of(saga.kind)
     _close_running(session, saga, "lost", "the worker stopped before answering")
     if saga.attempt >= _policy(definition, saga).attempts:
-        _give_up(session, definition, saga, f"{step} {phase}: no answer after "
-                                            f"{saga.attempt} attempts")
+        _give_up(session, definition, saga, f"{delivery.step} {delivery.phase}: no answer "
+                                            f"after {saga.attempt} attempts")
         return None
     now = utcnow()
     saga.attempt += 1
     saga.deadline_at = now + timedelta(seconds=definition.steps[saga.current_step].timeout)
     saga.version += 1
-    session.add(SagaStep(saga_id=saga.id, step=step, step_index=saga.current_step, phase=phase,
-                         attempt=saga.attempt, status="running", task_id=task_id,
-                         task_name=_task_name(definition.steps[saga.current_step], phase),
-                         started_at=now))
+    session.add(_attempt_row(saga, delivery, "running", started_at=now))
     return saga.attempt
 
 
-def finish_attempt(session: Session, saga_id: str, step: str, phase: str, attempt: int,
-                   action: Action) -> str | None:
-    """Run the participant's action and advance the saga, in one transaction.
+def finish_attempt(session: Session, delivery: Delivery, action: Action) -> bool:
+    """Run the participant's action and advance the saga, in one transaction; False
+    when the saga does not wait for this step (then nothing ran).
 
-    A business refusal is recorded, turns the saga back and is returned as text; any
-    other error propagates, rolling everything back, for `fail_attempt` to decide on.
+    A business refusal raises Refused and any other error propagates: either way the
+    transaction rolls back, and `refuse_attempt` or `fail_attempt` records what happened.
     """
-    saga = _current(session, saga_id, step, phase)
-    if saga is None or not first_time(session, f"saga:{phase}", f"{saga_id}:{step}"):
-        return None
+    saga = _current(session, delivery)
+    if saga is None:
+        return False
+    if delivery.attempt is None:
+        if saga.attempt:
+            raise CountFirst(f"{delivery.step} {delivery.phase}: attempt {saga.attempt + 1}")
+        saga.attempt = 1
     definition = definition_of(saga.kind)
-    current = definition.steps[saga.current_step]
     try:
-        with session.begin_nested():
-            reply = action(saga.payload) or {}
+        reply = action(saga.payload) or {}
     except Exception as exc:
-        name = type(exc).__name__
-        if phase != ACTION or not (name in current.business_errors
-                                   or isinstance(exc, InjectedFailure)):
-            raise
-        _close(session, saga, attempt, "refused", f"{name}: {exc}")
-        _close_running(session, saga, "superseded", f"attempt {attempt} answered first")
-        saga.error, saga.error_code = f"{step} refused: {exc}", name
-        _turn_back(session, definition, saga)
-        return saga.error
-    _close(session, saga, attempt, "succeeded")
-    _close_running(session, saga, "superseded", f"attempt {attempt} answered first")
+        if _is_refusal(definition.steps[saga.current_step], delivery.phase, exc):
+            raise Refused(type(exc).__name__, str(exc)) from exc
+        raise
+    _record(session, saga, delivery, "succeeded")
     saga.payload = {**saga.payload, **reply}
     _advance(session, definition, saga)
-    return None
+    return True
 
 
-def fail_attempt(session: Session, saga_id: str, step: str, phase: str, attempt: int,
-                 error: str) -> float | None:
+def refuse_attempt(session: Session, delivery: Delivery, refusal: Refused) -> bool:
+    """Record a business refusal and turn the saga back; False when the saga no longer
+    waits for this delivery (another one of the same step answered first)."""
+    saga = _current(session, delivery)
+    if saga is None or not _counted(saga, delivery):
+        return False
+    _record(session, saga, delivery, "refused", str(refusal))
+    saga.error = f"{delivery.step} refused: {refusal.message}"
+    saga.error_code = refusal.code
+    _turn_back(session, definition_of(saga.kind), saga)
+    return True
+
+
+def fail_attempt(session: Session, delivery: Delivery, error: str) -> float | None:
     """Record a transient failure; seconds until the retry, or None when giving up."""
-    saga = _current(session, saga_id, step, phase)
-    if saga is None:
+    saga = _current(session, delivery)
+    if saga is None or not _counted(saga, delivery):
         return None
     definition = definition_of(saga.kind)
-    _close(session, saga, attempt, "failed", error)
-    if attempt < saga.attempt:
+    _record(session, saga, delivery, "failed", error, supersede=False)
+    if delivery.attempt is not None and delivery.attempt < saga.attempt:
         return None  # a newer delivery of this step is under way; it decides
     policy = _policy(definition, saga)
     if saga.attempt >= policy.attempts:
-        _give_up(session, definition, saga,
-                 f"{step} {phase} failed {saga.attempt} times, last: {error}")
+        _give_up(session, definition, saga, f"{delivery.step} {delivery.phase} failed "
+                                            f"{saga.attempt} times, last: {error}")
         return None
     delay = policy.delay(saga.attempt) * get_settings().retry_scale
     timeout = definition.steps[saga.current_step].timeout
@@ -151,13 +183,31 @@ def sweep(session: Session) -> int:
     return len(overdue)
 
 
-def _current(session: Session, saga_id: str, step: str, phase: str) -> Saga | None:
+def _current(session: Session, delivery: Delivery) -> Saga | None:
     """The locked saga, if this step and phase is what it waits for."""
-    saga = session.get(Saga, uuid.UUID(saga_id), with_for_update=True, populate_existing=True)
-    if saga is None or saga.status not in IN_FLIGHT or saga.phase != phase:
+    saga = session.get(Saga, uuid.UUID(delivery.saga_id), with_for_update=True,
+                       populate_existing=True)
+    if saga is None or saga.status not in IN_FLIGHT or saga.phase != delivery.phase:
         return None
     steps = definition_of(saga.kind).steps
-    return saga if steps[saga.current_step].name == step else None
+    return saga if steps[saga.current_step].name == delivery.step else None
+
+
+def _counted(saga: Saga, delivery: Delivery) -> bool:
+    """Count a first delivery whose count rolled back with its work; False when another
+    delivery of the step was counted meanwhile (that one decides)."""
+    if delivery.attempt is not None:
+        return True
+    if saga.attempt:
+        return False
+    saga.attempt = 1
+    return True
+
+
+def _is_refusal(step: Step, phase: str, exc: Exception) -> bool:
+    """Only an action refuses; a compensation must succeed, so its errors are retried."""
+    return phase == ACTION and (type(exc).__name__ in step.business_errors
+                                or isinstance(exc, InjectedFailure))
 
 
 def _policy(definition: SagaDefinition, saga: Saga) -> Retry:
@@ -180,10 +230,27 @@ def _close_running(session: Session, saga: Saga, status: str, error: str) -> Non
                     .values(status=status, error=error, ended_at=utcnow()))
 
 
-def _close(session: Session, saga: Saga, attempt: int, status: str,
-           error: str | None = None) -> None:
-    session.execute(_attempts(saga).where(SagaStep.attempt == attempt)
-                    .values(status=status, error=error, ended_at=utcnow()))
+def _attempt_row(saga: Saga, delivery: Delivery, status: str, **fields: Any) -> SagaStep:
+    step = definition_of(saga.kind).steps[saga.current_step]
+    return SagaStep(saga_id=saga.id, step=delivery.step, step_index=saga.current_step,
+                    phase=delivery.phase, attempt=saga.attempt, status=status,
+                    task_id=delivery.task_id, task_name=_task_name(step, delivery.phase),
+                    **fields)
+
+
+def _record(session: Session, saga: Saga, delivery: Delivery, status: str,
+            error: str | None = None, *, supersede: bool = True) -> None:
+    """Write the attempt's outcome; with `supersede`, close the step's other attempts."""
+    now = utcnow()
+    if delivery.attempt is None:  # counted just now: its row is new
+        session.add(_attempt_row(saga, delivery, status, error=error,
+                                 started_at=delivery.started_at, ended_at=now))
+    else:
+        session.execute(_attempts(saga).where(SagaStep.attempt == delivery.attempt)
+                        .values(status=status, error=error, ended_at=now))
+    if supersede and saga.attempt > 1:
+        _close_running(session, saga, "superseded",
+                       f"attempt {delivery.attempt or saga.attempt} answered first")
 
 
 def _dispatch(session: Session, saga: Saga, index: int, phase: str) -> None:

@@ -1,7 +1,7 @@
 """Retention: the saga log and the outbox must not grow without end.
 
-Ended sagas (with their step logs and idempotency keys) and sent outbox messages older
-than a cut-off are deleted in batches; sagas still in flight are never touched.
+Ended sagas (with their step logs, which hold their idempotency keys) and sent outbox
+messages older than a cut-off are deleted in batches; sagas in flight are never touched.
 """
 
 from __future__ import annotations
@@ -12,27 +12,20 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from models.db import utcnow
-from models.outbox import OutboxMessage, ProcessedMessage
-from models.saga import ACTION, COMPENSATION, IN_FLIGHT, Saga
-from sagas.registry import definition_of
+from models.outbox import OutboxMessage
+from models.saga import IN_FLIGHT, Saga
 
 BATCH = 1000
 
 
 def prune_sagas(session: Session, older_than: timedelta) -> int:
     """Delete one batch of sagas that ended before the cut-off; how many went."""
-    ended = session.execute(
-        select(Saga.id, Saga.kind).where(Saga.status.not_in(IN_FLIGHT),
-                                         Saga.ended_at < utcnow() - older_than)
+    ended = session.scalars(
+        select(Saga.id).where(Saga.status.not_in(IN_FLIGHT),
+                              Saga.ended_at < utcnow() - older_than)
         .limit(BATCH).with_for_update(skip_locked=True)).all()
-    if ended:
-        # The steps' idempotency keys, found by their primary key rather than a scan.
-        keys = [f"{saga_id}:{step.name}" for saga_id, kind in ended
-                for step in definition_of(kind).steps]
-        session.execute(delete(ProcessedMessage).where(
-            ProcessedMessage.consumer.in_([f"saga:{ACTION}", f"saga:{COMPENSATION}"]),
-            ProcessedMessage.key.in_(keys)))
-        session.execute(delete(Saga).where(Saga.id.in_([saga_id for saga_id, _ in ended])))
+    if ended:  # their step logs go with them (ON DELETE CASCADE)
+        session.execute(delete(Saga).where(Saga.id.in_(ended)))
     return len(ended)
 
 

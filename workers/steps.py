@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from celery import Task
 
+from sagas.engine import Delivery
 from sagas.runner import StepFunction, run_step
 from workers.celery_app import app
 
@@ -15,8 +16,10 @@ def saga_step(name: str) -> Callable[[StepFunction], Task]:
     def register(function: StepFunction) -> Task:
         @app.task(name=name, bind=True, max_retries=None)
         def step_task(self: Task, saga_id: str, step: str, phase: str) -> None:
-            retry_in = run_step(name, function, saga_id=saga_id, step=step, phase=phase,
-                                task_id=self.request.id)
+            delivery = Delivery(saga_id, step, phase, task_id=self.request.id)
+            # A redelivered message may have killed its worker: it is counted first.
+            redelivered = bool((self.request.delivery_info or {}).get("redelivered"))
+            retry_in = run_step(name, function, delivery, redelivered=redelivered)
             if retry_in is not None:
                 # The engine counts attempts; Celery only waits and delivers again.
                 raise self.retry(countdown=retry_in)

@@ -1,9 +1,9 @@
 """The saga engine's state machine, scripted: no broker, no Celery, only the database.
 
 In the style of Eventuate Tram's saga unit tests: given a saga, when a participant answers
-(with the calls `sagas.runner.run_step` makes: `begin_attempt`, then `finish_attempt` or
-`fail_attempt`), expect exactly these commands in the outbox and this state in the saga row
-and its step log.
+(with the calls `sagas.runner.run_step` makes: `begin_attempt` unless it is a first
+delivery, then `finish_attempt`, then `refuse_attempt` or `fail_attempt`), expect exactly
+these commands in the outbox and this state in the saga row and its step log.
 """
 
 from __future__ import annotations
@@ -17,9 +17,10 @@ from typing import Any
 
 import pytest
 from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
 
 from models.db import unit_of_work, utcnow
-from models.outbox import OutboxMessage, ProcessedMessage, first_time
+from models.outbox import OutboxMessage
 from models.saga import (
     ACTION,
     COMPENSATED,
@@ -34,7 +35,9 @@ from models.saga import (
 from petstore.settings import get_settings
 from sagas import engine, faults, registry, runner
 from sagas.definition import Retry, SagaDefinition, Step
+from sagas.engine import Delivery
 from sagas.faults import Fault, InjectedFailure
+from tests.support import effects
 
 
 class NoRooms(Exception):
@@ -54,7 +57,7 @@ class Glitch(RuntimeError):
 
 
 KIND = "test_trip"
-PARTICIPANT = "test_saga_engine.participant"  # the participants' own writes, for rollbacks
+PARTICIPANT = "test_saga_engine.participant:"  # the participants' own writes' prefix
 
 HOTEL = Step("book_hotel", action="hotels.book", compensation="hotels.cancel",
              business_errors=frozenset({"NoRooms"}), compensation_retry=Retry(attempts=3))
@@ -164,19 +167,29 @@ class Script:
 
     # What the participants do.
 
+    def delivery(self, step: str, phase: str, attempt: int | None = None,
+                 task_id: str | None = None) -> Delivery:
+        return Delivery(self.id, step, phase, task_id or text(), attempt)
+
     def begin(self, step: str, phase: str = ACTION, task_id: str | None = None) -> int | None:
         with unit_of_work() as session:
-            return engine.begin_attempt(session, self.id, step, phase, task_id or text())
+            return engine.begin_attempt(session, self.delivery(step, phase, task_id=task_id))
 
-    def finish(self, step: str, attempt: int, action: engine.Action,
-               phase: str = ACTION) -> None:
-        with unit_of_work() as session:
-            engine.finish_attempt(session, self.id, step, phase, attempt, action)
+    def finish(self, step: str, attempt: int | None, action: engine.Action,
+               phase: str = ACTION) -> bool:
+        """`attempt` None: a first delivery, counted with its work."""
+        delivery = self.delivery(step, phase, attempt)
+        try:
+            with unit_of_work() as session:
+                return engine.finish_attempt(session, delivery, action)
+        except engine.Refused as refusal:
+            with unit_of_work() as session:
+                return engine.refuse_attempt(session, delivery, refusal)
 
-    def fail(self, step: str, attempt: int, error: str | None = None,
+    def fail(self, step: str, attempt: int | None, error: str | None = None,
              phase: str = ACTION) -> float | None:
         with unit_of_work() as session:
-            return engine.fail_attempt(session, self.id, step, phase, attempt,
+            return engine.fail_attempt(session, self.delivery(step, phase, attempt),
                                        error or f"Glitch: {text()}")
 
     def deliver(self, step: str, action: engine.Action, phase: str = ACTION) -> int:
@@ -209,10 +222,11 @@ class Script:
         with unit_of_work() as session:
             engine.sweep(session)
 
-    def run(self, step: str, function: runner.StepFunction, phase: str = ACTION) -> float | None:
+    def run(self, step: str, function: runner.StepFunction, phase: str = ACTION, *,
+            redelivered: bool = False) -> float | None:
         return runner.run_step(STEPS[step].action if phase == ACTION else
-                               STEPS[step].compensation, function, saga_id=self.id, step=step,
-                               phase=phase, task_id=text())
+                               STEPS[step].compensation, function,
+                               self.delivery(step, phase), redelivered=redelivered)
 
     def through(self, last: str) -> None:
         """Every step up to and including `last` succeeds."""
@@ -238,22 +252,22 @@ def given(monkeypatch) -> Iterator[Callable[..., Script]]:
         return script
 
     yield start
+    effects.forget(PARTICIPANT)
     # Leave no saga of an unknown kind behind for another process's sweeper to trip on.
     ids = [uuid.UUID(script.id) for script in scripts]
     with unit_of_work() as session:
         session.execute(delete(OutboxMessage).where(
             OutboxMessage.payload["saga_id"].astext.in_([str(i) for i in ids])))
-        for script in scripts:
-            session.execute(delete(ProcessedMessage).where(
-                ProcessedMessage.key.like(f"{script.id}:%")))
-        session.execute(delete(ProcessedMessage).where(ProcessedMessage.consumer == PARTICIPANT))
         session.execute(delete(SagaStep).where(SagaStep.saga_id.in_(ids)))
         session.execute(delete(Saga).where(Saga.id.in_(ids)))
 
 
+def participant_does(session, key: str) -> None:
+    effects.write(session, PARTICIPANT + key)
+
+
 def participant_did(key: str) -> bool:
-    with unit_of_work() as session:
-        return session.get(ProcessedMessage, (PARTICIPANT, key)) is not None
+    return effects.written(PARTICIPANT + key) == [PARTICIPANT + key]
 
 
 # Starting.
@@ -388,13 +402,14 @@ def test_a_refusal_rolls_back_what_the_participant_wrote_before_refusing(given):
     key = text()
 
     def book(session, payload):
-        first_time(session, PARTICIPANT, key)
+        participant_does(session, key)
         raise NoRooms("sold out")
 
     with pytest.raises(runner.StepRefused, match="sold out"):
         trip.run(HOTEL.name, book)
     assert trip.saga.status == COMPENSATED
     assert not participant_did(key)
+    assert trip.log() == [(HOTEL.name, ACTION, 1, "refused")]
 
 
 def test_an_error_named_after_another_steps_refusal_is_not_a_refusal_here(given):
@@ -599,6 +614,66 @@ def test_a_message_for_a_later_step_is_ignored(given):
     assert trip.begin(CARD.name) is None
     trip.finish(CARD.name, 1, never)
     assert trip.state() == before and trip.log() == []
+
+
+# First deliveries: counted in the transaction that does their work.
+
+
+def test_a_first_delivery_is_counted_with_its_work_in_one_transaction(given):
+    trip = given()
+    task_id = text()
+    delivery = Delivery(trip.id, HOTEL.name, ACTION, task_id)
+    with unit_of_work() as session:
+        assert engine.finish_attempt(session, delivery, lambda payload: {"room": "12"})
+    trip.expect(command(HOTEL), command(FLIGHT))
+    [row] = trip.attempts()
+    assert (row.step, row.attempt, row.status, row.task_id) == (HOTEL.name, 1, "succeeded",
+                                                                 task_id)
+    assert delivery.started_at == row.started_at <= row.ended_at
+
+
+def test_a_first_delivery_of_a_step_already_counted_is_sent_to_be_counted_first(given):
+    trip = given()
+    trip.begin(HOTEL.name)  # an earlier delivery, perhaps crashed
+    before = trip.state()
+    with pytest.raises(engine.CountFirst):
+        trip.finish(HOTEL.name, None, never)
+    assert trip.state() == before
+
+
+def test_a_first_delivery_that_fails_is_counted_when_its_failure_is_recorded(given):
+    trip = given()
+    before = trip.state()
+    with pytest.raises(Glitch):
+        trip.finish(HOTEL.name, None, raising(Glitch(text())))
+    assert trip.state() == before and trip.log() == []  # the count rolled back too
+    low, high = bounds(HOTEL.retry, 1)
+    assert low <= trip.fail(HOTEL.name, None) <= high
+    assert trip.saga.attempt == 1
+    assert trip.log() == [(HOTEL.name, ACTION, 1, "failed")]
+
+
+def test_a_first_delivery_overtaken_by_a_counted_one_leaves_the_decision_to_it(given):
+    trip = given()
+    with pytest.raises(Glitch):
+        trip.finish(HOTEL.name, None, raising(Glitch(text())))
+    trip.begin(HOTEL.name)  # the same message, redelivered meanwhile
+    assert trip.fail(HOTEL.name, None) is None
+    late_refusal = engine.Refused(NoRooms.__name__, text())  # another one's, as late
+    with unit_of_work() as session:
+        assert not engine.refuse_attempt(session, trip.delivery(HOTEL.name, ACTION),
+                                         late_refusal)
+    assert trip.log() == [(HOTEL.name, ACTION, 1, "running")]
+    assert trip.saga.status == RUNNING
+
+
+def test_a_steps_outcome_is_its_idempotency_key_recorded_once(given):
+    trip = given()
+    trip.reply(HOTEL.name)
+    with pytest.raises(IntegrityError), unit_of_work() as session:
+        session.add(SagaStep(saga_id=uuid.UUID(trip.id), step=HOTEL.name, step_index=0,
+                             phase=ACTION, attempt=2, status="succeeded",
+                             task_name=HOTEL.action))
 
 
 # Crashes: every delivery counts.
@@ -848,7 +923,7 @@ def test_the_runner_commits_the_participants_work_with_the_saga_moving_on(given)
 
     def book(session, payload):
         seen.append(payload)
-        first_time(session, PARTICIPANT, key)
+        participant_does(session, key)
         return {"room": key}
 
     assert trip.run(HOTEL.name, book) is None
@@ -863,7 +938,7 @@ def test_the_runner_rolls_back_a_transient_failure_and_says_when_to_retry(given)
     key, message = text(), text()
 
     def book(session, payload):
-        first_time(session, PARTICIPANT, key)
+        participant_does(session, key)
         raise RuntimeError(message)
 
     delay = trip.run(HOTEL.name, book)
@@ -877,6 +952,24 @@ def test_the_runner_rolls_back_a_transient_failure_and_says_when_to_retry(given)
     with pytest.raises(runner.StepFailed, match=message):
         trip.run(HOTEL.name, book)
     assert trip.saga.status == COMPENSATED
+
+
+def test_the_runner_counts_a_redelivered_message_on_its_own_before_running_it(given):
+    trip = given()
+    seen = []
+    trip.run(HOTEL.name, lambda session, payload: seen.append(trip.log()), redelivered=True)
+    assert seen == [[(HOTEL.name, ACTION, 1, "running")]]  # committed before the work
+    assert trip.log() == [(HOTEL.name, ACTION, 1, "succeeded")]
+
+
+def test_the_runner_counts_a_retry_on_its_own_before_running_it(given):
+    trip = given()
+    assert trip.run(HOTEL.name, lambda session, payload: raising(Glitch(text()))(payload))
+    seen = []
+    trip.run(HOTEL.name, lambda session, payload: seen.append(trip.log()))
+    assert seen == [[(HOTEL.name, ACTION, 1, "failed"), (HOTEL.name, ACTION, 2, "running")]]
+    assert trip.log()[-1] == (HOTEL.name, ACTION, 2, "succeeded")
+    trip.expect(command(HOTEL), command(FLIGHT))
 
 
 def test_the_runner_skips_a_delivery_the_saga_does_not_wait_for(given):
@@ -915,7 +1008,7 @@ def test_an_injected_error_is_transient(given, monkeypatch):
     monkeypatch.setattr(faults, "configured", lambda: {HOTEL.action: Fault("error", 1.0)})
 
     def book(session, payload):
-        first_time(session, PARTICIPANT, key)
+        participant_does(session, key)
 
     assert trip.run(HOTEL.name, book) is not None
     assert not participant_did(key)

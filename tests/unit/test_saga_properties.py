@@ -4,13 +4,14 @@ Hypothesis plays Celery at its worst: any step's message in either phase, duplic
 or reordered; each delivery succeeds, refuses for a business reason, fails transiently or
 crashes (begun, never finished, perhaps finished much later); and the sweeper runs with
 the deadline forced into the past. The calls are the ones `sagas.runner.run_step` makes
-(`begin_attempt`, then `finish_attempt`, then `fail_attempt` on an error), against the real
-database, with no broker. After every delivery the saga must be in a legal state, every
+(a first delivery straight to `finish_attempt`, any other through `begin_attempt` first;
+then `refuse_attempt` or `fail_attempt` on an error), against the real database, with no
+broker. After every delivery the saga must be in a legal state, every
 participant effect must have happened at most once, compensations only for actions that
 committed and last first.
 
 An effect is a row the participant's action writes in the engine's own session (so inside
-its savepoint): only effects that committed are counted.
+the step's transaction): only effects that committed are counted.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from hypothesis import strategies as st
 from sqlalchemy import delete, select, update
 
 from models.db import unit_of_work, utcnow
-from models.outbox import OutboxMessage, ProcessedMessage, first_time
+from models.outbox import OutboxMessage
 from models.saga import (
     ACTION,
     COMPENSATED,
@@ -45,9 +46,11 @@ from models.saga import (
 )
 from sagas import engine, faults, registry
 from sagas.definition import Retry, SagaDefinition, Step
+from sagas.engine import Delivery
+from tests.support import effects
 
 KIND = "test_saga_properties"
-EFFECTS = "test_saga_properties.effect"  # the consumer name of the participants' effect rows
+EFFECTS = "test_saga_properties.effect:"  # the prefix of the participants' effect rows
 PHASES = (ACTION, COMPENSATION)
 OUTCOMES = ("succeed", "refuse", "transient", "crash")
 ENDED = (COMPLETED, COMPENSATED, FAILED)
@@ -109,11 +112,13 @@ class Driver:
 
     def begin(self, index: int, phase: str) -> int | None:
         with unit_of_work() as session:
-            return engine.begin_attempt(session, self.id, STEPS[index].name, phase,
-                                        uuid.uuid4().hex)
+            return engine.begin_attempt(
+                session, Delivery(self.id, STEPS[index].name, phase, uuid.uuid4().hex))
 
-    def finish(self, index: int, phase: str, attempt: int, outcome: str) -> None:
+    def finish(self, index: int, phase: str, attempt: int | None, outcome: str) -> None:
+        """`attempt` None: a first delivery, counted with its work."""
         name = STEPS[index].name
+        delivery = Delivery(self.id, name, phase, uuid.uuid4().hex, attempt)
         ran = []
         try:
             with unit_of_work() as session:
@@ -121,25 +126,35 @@ class Driver:
                 def act(payload: dict[str, Any]) -> dict[str, Any]:
                     self.calls.append((index, phase))
                     ran.append(self._ok_to_run(index, phase))
-                    first_time(session, EFFECTS, f"{self.id}:{name}:{phase}:{uuid.uuid4().hex}")
+                    effects.write(session,
+                                  f"{EFFECTS}{self.id}:{name}:{phase}:{uuid.uuid4().hex}")
                     if outcome == "refuse":
                         raise Refused(f"{name} says no")
                     if outcome == "transient":
                         raise Glitch(f"{name} timed out")
                     return {f"{name}_{phase}": attempt}
 
-                engine.finish_attempt(session, self.id, name, phase, attempt, act)
-        except (Refused, Glitch) as exc:
+                engine.finish_attempt(session, delivery, act)
+        except engine.CountFirst:
+            assert not ran, "a delivery sent to be counted first ran its action"
+            self.deliver(index, phase, outcome)
+        except engine.Refused as refusal:
             with unit_of_work() as session:
-                engine.fail_attempt(session, self.id, name, phase, attempt,
-                                    f"{type(exc).__name__}: {exc}")
+                engine.refuse_attempt(session, delivery, refusal)
+        except (Refused, Glitch) as exc:  # a compensation's refusal is an error too
+            with unit_of_work() as session:
+                engine.fail_attempt(session, delivery, f"{type(exc).__name__}: {exc}")
         else:
             if ran and outcome == "succeed":
                 self.effects.append((index, phase))
         assert all(ran), (
             f"{name} {phase} ran although the effects so far are {self.effects}")
 
-    def deliver(self, index: int, phase: str, outcome: str) -> None:
+    def deliver(self, index: int, phase: str, outcome: str, first: bool = False) -> None:
+        if first:  # a crash rolls its count back with its work: as if it never came
+            if outcome != "crash":
+                self.finish(index, phase, None, outcome)
+            return
         attempt = self.begin(index, phase)
         if attempt is None:
             return
@@ -148,11 +163,11 @@ class Driver:
         else:
             self.finish(index, phase, attempt, outcome)
 
-    def deliver_current(self, outcome: str) -> None:
+    def deliver_current(self, outcome: str, first: bool = False) -> None:
         """The message the saga waits for now (if it waits for one)."""
         saga = self.saga()
         if saga.status in IN_FLIGHT:
-            self.deliver(saga.current_step, saga.phase, outcome)
+            self.deliver(saga.current_step, saga.phase, outcome, first)
 
     def late(self, which: int, outcome: str) -> None:
         """A crashed-looking attempt that was only slow answers at last."""
@@ -235,13 +250,11 @@ class Driver:
 
         # Every effect at most once, and what committed is what the database holds.
         with unit_of_work() as session:
-            keys = session.scalars(select(ProcessedMessage.key).where(
-                ProcessedMessage.consumer == EFFECTS,
-                ProcessedMessage.key.like(f"{self.id}:%"))).all()
             steps = session.scalars(select(SagaStep).where(
                 SagaStep.saga_id == uuid.UUID(self.id))).all()
-        stored = Counter((DEFINITION.index(key.split(":")[1]), key.split(":")[2])
-                         for key in keys)
+        keys = [key.removeprefix(EFFECTS).split(":") for key in effects.written(
+            f"{EFFECTS}{self.id}:")]
+        stored = Counter((DEFINITION.index(name), phase) for _, name, phase, _ in keys)
         assert stored == Counter(self.effects), where
         assert max(stored.values(), default=0) <= 1, f"an effect ran twice {where}"
 
@@ -281,10 +294,10 @@ class Driver:
 
 
 def cleanup(saga_id: str) -> None:
+    effects.forget(f"{EFFECTS}{saga_id}:")
     with unit_of_work() as session:
         session.execute(delete(OutboxMessage).where(
             OutboxMessage.payload["saga_id"].astext == saga_id))
-        session.execute(delete(ProcessedMessage).where(ProcessedMessage.key.like(f"{saga_id}:%")))
         session.execute(delete(SagaStep).where(SagaStep.saga_id == uuid.UUID(saga_id)))
         session.execute(delete(Saga).where(Saga.id == uuid.UUID(saga_id)))
 
@@ -317,10 +330,13 @@ def run(drivers: list[Driver], events: list[tuple]) -> Driver:
 
 STEP_INDEX = st.integers(0, LAST)
 # Half of the events are the message the saga waits for, so that sagas get somewhere.
-CURRENT = st.tuples(st.just("current"), st.sampled_from(("succeed", *OUTCOMES)))
+# A first delivery (counted with its work) or any other (counted on its own first).
+FIRST = st.booleans()
+CURRENT = st.tuples(st.just("current"), st.sampled_from(("succeed", *OUTCOMES)), FIRST)
 EVENT = st.one_of(
     CURRENT, CURRENT, CURRENT, CURRENT,
-    st.tuples(st.just("deliver"), STEP_INDEX, st.sampled_from(PHASES), st.sampled_from(OUTCOMES)),
+    st.tuples(st.just("deliver"), STEP_INDEX, st.sampled_from(PHASES), st.sampled_from(OUTCOMES),
+              FIRST),
     st.tuples(st.just("late"), st.integers(0, 10), st.sampled_from(OUTCOMES[:3])),
     st.tuples(st.just("sweep")),
 )
@@ -351,14 +367,14 @@ NOISE = st.one_of(
 # Before each step's successful delivery: noise, perhaps one failed try of the step (every
 # budget allows two tries), perhaps one sweep (every budget allows two dispatches).
 BEFORE_EACH_STEP = st.tuples(st.lists(NOISE, max_size=4),
-                             st.sampled_from((None, "crash", "transient")), st.booleans())
+                             st.sampled_from((None, "crash", "transient")), st.booleans(), FIRST)
 
 
 @PROPERTY_SETTINGS
 @given(plan=st.lists(BEFORE_EACH_STEP, min_size=len(STEPS), max_size=len(STEPS)))
 def test_when_every_step_is_delivered_successfully_in_order_the_saga_completes(drivers, plan):
     events: list[tuple] = []
-    for index, (noise, failure, sweep) in enumerate(plan):
+    for index, (noise, failure, sweep, first) in enumerate(plan):
         for kind, *args in noise:
             if kind == "other":
                 offset, phase, outcome = args
@@ -371,7 +387,7 @@ def test_when_every_step_is_delivered_successfully_in_order_the_saga_completes(d
             events.append(("sweep",))
         if failure:
             events.append(("deliver", index, ACTION, failure))
-        events.append(("deliver", index, ACTION, "succeed"))
+        events.append(("deliver", index, ACTION, "succeed", first))
     driver = run(drivers, events)
     saga = driver.saga_after
     assert saga.status == COMPLETED, f"{saga.status} after {driver.history}: {saga.error}"
