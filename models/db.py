@@ -34,9 +34,32 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+# Each transaction checks its pooled connection first (a round trip), so that a request
+# never fails on a connection a database restart broke. Worker processes turn this off:
+# their tasks are retried on such an error, and the pool then reconnects.
+_check_connections = True
+
+
+def check_connections_before_use(enabled: bool) -> None:
+    global _check_connections
+    dispose()
+    _check_connections = enabled
+
+
 @cache
 def engine() -> Engine:
-    return create_engine(get_settings().database_url, pool_pre_ping=True, pool_size=10)
+    return create_engine(get_settings().database_url, pool_pre_ping=_check_connections,
+                         pool_size=10)
+
+
+@cache
+def bookkeeping_engine() -> Engine:
+    """Autocommit connections whose commits do not wait for the disk: for bookkeeping that a
+    crash may lose harmlessly (a message marked sent is, at worst, sent again)."""
+    # No check before use: a write that meets a connection a restart broke fails, is
+    # logged and is made again by the periodic relay; the pool then reconnects.
+    return create_engine(get_settings().database_url, pool_size=2, isolation_level="AUTOCOMMIT",
+                         connect_args={"options": "-c synchronous_commit=off"})
 
 
 @cache
@@ -57,7 +80,8 @@ def unit_of_work() -> Iterator[Session]:
 
 def dispose() -> None:
     """Forget pooled connections (after a fork, or when settings change in tests)."""
-    if engine.cache_info().currsize:
-        engine().dispose()
-    engine.cache_clear()
+    for cached in (engine, bookkeeping_engine):
+        if cached.cache_info().currsize:
+            cached().dispose()
+        cached.cache_clear()
     session_factory.cache_clear()

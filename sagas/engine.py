@@ -115,10 +115,8 @@ def finish_attempt(session: Session, delivery: Delivery, action: Action) -> bool
     saga = _current(session, delivery)
     if saga is None:
         return False
-    if delivery.attempt is None:
-        if saga.attempt:
-            raise CountFirst(f"{delivery.step} {delivery.phase}: attempt {saga.attempt + 1}")
-        saga.attempt = 1
+    if delivery.attempt is None and saga.attempt:
+        raise CountFirst(f"{delivery.step} {delivery.phase}: attempt {saga.attempt + 1}")
     definition = definition_of(saga.kind)
     try:
         reply = action(saga.payload) or {}
@@ -126,6 +124,7 @@ def finish_attempt(session: Session, delivery: Delivery, action: Action) -> bool
         if _is_refusal(definition.steps[saga.current_step], delivery.phase, exc):
             raise Refused(type(exc).__name__, str(exc)) from exc
         raise
+    _counted(saga, delivery)  # after the action: its statements need not flush the saga
     _record(session, saga, delivery, "succeeded")
     saga.payload = {**saga.payload, **reply}
     _advance(session, definition, saga)

@@ -9,7 +9,7 @@ from celery.signals import worker_process_init
 from kombu import Exchange, Queue
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from models.db import dispose
+from models.db import check_connections_before_use
 from petstore.settings import get_settings
 
 QUEUES = ("pets", "photos", "orders", "inventory", "sagas")
@@ -76,5 +76,6 @@ app.conf.update(config())
 
 @worker_process_init.connect
 def _fresh_connections(**_: Any) -> None:
-    """A forked child must not share its parent's database connections."""
-    dispose()
+    """A forked child must not share its parent's database connections; its tasks are
+    retried on a broken one, so it need not check each before use."""
+    check_connections_before_use(False)

@@ -16,9 +16,10 @@ from kombu import Connection
 from kombu.exceptions import KombuError
 from redis.exceptions import RedisError
 from sqlalchemy import event, select, text, update
+from sqlalchemy.engine import Connection as DatabaseConnection
 from sqlalchemy.orm import Session
 
-from models.db import unit_of_work, utcnow
+from models.db import bookkeeping_engine, unit_of_work, utcnow
 from models.outbox import PENDING_KEY, OutboxMessage
 from petstore.settings import get_settings
 from workers.bus import subscribers
@@ -67,14 +68,13 @@ def _publish(messages: Sequence[OutboxMessage]) -> tuple[list[int], str | None]:
     return sent, None
 
 
-def _mark(session: Session, sent: list[int], failed: int | None, error: str | None) -> None:
-    # Losing this write in a crash only sends those messages again, with the same ids.
-    session.execute(text("SET LOCAL synchronous_commit = off"))
+def _mark(connection: Session | DatabaseConnection, sent: list[int], failed: int | None,
+          error: str | None) -> None:
     if sent:
-        session.execute(update(OutboxMessage).where(
+        connection.execute(update(OutboxMessage).where(
             OutboxMessage.id.in_(sent), OutboxMessage.sent_at.is_(None)).values(sent_at=utcnow()))
     if failed is not None:
-        session.execute(update(OutboxMessage).where(OutboxMessage.id == failed).values(
+        connection.execute(update(OutboxMessage).where(OutboxMessage.id == failed).values(
             attempts=OutboxMessage.attempts + 1, last_error=error))
 
 
@@ -82,8 +82,9 @@ def relay_committed(messages: Sequence[OutboxMessage]) -> int:
     """Send a just-committed transaction's messages, already in memory."""
     sent, error = _publish(messages)
     failed = messages[len(sent)].id if error else None
-    with unit_of_work() as session:
-        _mark(session, sent, failed, error)
+    # Losing this write in a crash only sends those messages again, with the same ids.
+    with bookkeeping_engine().connect() as connection:
+        _mark(connection, sent, failed, error)
     return len(sent)
 
 
@@ -92,6 +93,7 @@ def relay() -> int:
     after-commit relay); returns how many went out. SKIP LOCKED keeps concurrent relays
     from sending one message twice."""
     with unit_of_work() as session:
+        session.execute(text("SET LOCAL synchronous_commit = off"))  # as in relay_committed
         messages = session.scalars(
             select(OutboxMessage)
             .where(OutboxMessage.sent_at.is_(None),
