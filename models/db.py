@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from functools import cache
 
 from sqlalchemy import BigInteger, MetaData, create_engine
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 from petstore.settings import get_settings
@@ -76,6 +76,14 @@ def unit_of_work() -> Iterator[Session]:
     """
     with session_factory().begin() as session:
         yield session
+
+
+@contextmanager
+def reading() -> Iterator[Connection]:
+    """A connection for a read of one statement, in autocommit: a statement sees one
+    snapshot on its own, and PostgreSQL spares the BEGIN and ROLLBACK around it."""
+    with engine().connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        yield connection
 
 
 def dispose() -> None:

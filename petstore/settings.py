@@ -34,7 +34,6 @@ class Settings:
     port: int
     flower_port: int
     owner: tuple[str, str] | None
-    secret_key: str
     data_dir: Path
     upload_dir: Path
     max_upload_bytes: int
@@ -55,7 +54,6 @@ class Settings:
             port=int(env.get("PORT", "8000")),
             flower_port=int(env.get("FLOWER_PORT", "5555")),
             owner=_owner(env.get("PETSTORE_OWNER", "owner:owner")),
-            secret_key=env.get("SECRET_KEY", "dev-only-secret-change-me"),
             data_dir=data_dir,
             upload_dir=Path(env.get("PETSTORE_UPLOAD_DIR", data_dir / "uploads")),
             max_upload_bytes=int(env.get("PETSTORE_MAX_UPLOAD_BYTES", str(5 * 1024 * 1024))),

@@ -36,8 +36,9 @@ DOMAIN_ERRORS = {
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     settings = get_settings()
     app = Flask(__name__)
+    # No SECRET_KEY: the API keeps no Flask session (a login is a token), so no request
+    # pays for opening a signed cookie.
     app.config.from_mapping(
-        SECRET_KEY=settings.secret_key,
         MAX_CONTENT_LENGTH=settings.max_upload_bytes,
         UPLOAD_DIR=settings.upload_dir,
         TOKEN_TTL_SECONDS=settings.token_ttl_seconds,

@@ -9,7 +9,7 @@ from flask import current_app, url_for
 from flask.views import MethodView
 from flask_smorest import abort
 
-from models.db import unit_of_work
+from models.db import reading, unit_of_work
 from models.pet import (
     add_pet,
     add_photo_url,
@@ -17,6 +17,7 @@ from models.pet import (
     find_by_status,
     find_by_tags,
     get_pet,
+    read_pet,
     replace_pet,
     update_pet_fields,
 )
@@ -92,8 +93,8 @@ class PetById(MethodView):
     @blp.alt_response(404, response="NOT_FOUND")
     def get(self, pet_id: int):
         """Find pet by ID"""
-        with unit_of_work() as session:
-            return get_pet(session, pet_id)
+        with reading() as connection:
+            return read_pet(connection, pet_id)
 
     @login_required(blp, owner=True)
     @blp.arguments(PetFormSchema, location="form", required=False)
