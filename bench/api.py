@@ -1,9 +1,13 @@
-"""The API under load: GET /v2/pet/{id} against a bare Flask endpoint reading one row.
+"""The API under load: GET /v2/pet/{id} and POST /v2/store/order against a bare Flask
+endpoint reading one row.
 
     .venv/bin/python bench/api.py --seconds 15
 
-Both run under gunicorn (2 sync workers, one per core) on the same database; wrk (Debian's
-`wrk` package) drives each in turn from loopback. The figure is the ratio of their rates.
+Each runs under gunicorn as the Procfile runs it (2 sync workers, one per core) on the
+same database; wrk (Debian's `wrk` package) drives each in turn from loopback. Orders go
+to a real worker (prefork, one process per core), each for a pet of its own: first as a
+client waits for its saga to settle (200), then with `Prefer: respond-async` (202).
+Figures are ratios of rates against the bare endpoint measured in the same run.
 """
 
 from __future__ import annotations
@@ -20,8 +24,31 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import ROOT, report, servers
+from bench.common import ROOT, report, servers, worker
+from bench.sagas import make_pets
 from petstore.embedded import free_port
+
+# wrk's Lua: each thread orders its own pets, `first + n * threads + index`, n = 0, 1, ...
+ORDERS_SCRIPT = """
+local first, threads, started = %(first)d, %(threads)d, 0
+function setup(thread)
+  thread:set("index", started)
+  started = started + 1
+end
+function init(args)
+  n = 0
+  wrk.method = "POST"
+  wrk.headers["Content-Type"] = "application/json"
+  wrk.headers["Authorization"] = "Bearer %(token)s"
+  %(prefer)s
+end
+function request()
+  local pet = first + n * threads + index
+  n = n + 1
+  return wrk.format(nil, nil, nil, '{"petId": ' .. pet .. ', "quantity": 1}')
+end
+"""
+THREADS = 2
 
 
 def a_pet() -> int:
@@ -31,6 +58,29 @@ def a_pet() -> int:
     with unit_of_work() as session:
         return add_pet(session, name="bench", photo_urls=["http://img/1.png"],
                        category="dogs", tags=["good"]).id
+
+
+def a_customer_token() -> str:
+    from datetime import timedelta
+
+    from models.db import unit_of_work
+    from models.user import create_users, log_in
+
+    with unit_of_work() as session:
+        create_users(session, [{"username": "bench-customer", "password": "bench-password"}])
+    with unit_of_work() as session:
+        return log_in(session, "bench-customer", "bench-password", timedelta(hours=1))[0]
+
+
+def orders_script(work: Path, name: str, pets: list[int], token: str, prefer: str) -> Path:
+    """A wrk script ordering each of these pets once (their ids run without gaps)."""
+    if pets != list(range(pets[0], pets[0] + len(pets))):
+        raise RuntimeError("the pets' ids are not consecutive")
+    script = work / f"{name}.lua"
+    script.write_text(ORDERS_SCRIPT % {
+        "first": pets[0], "threads": THREADS, "token": token,
+        "prefer": f'wrk.headers["Prefer"] = "{prefer}"' if prefer else ""})
+    return script
 
 
 def gunicorn(target: str, port: int, log: Path) -> subprocess.Popen:
@@ -49,14 +99,17 @@ def gunicorn(target: str, port: int, log: Path) -> subprocess.Popen:
     raise RuntimeError(f"{target} did not start: see {log}")
 
 
-def wrk(url: str, seconds: int, connections: int) -> dict[str, float]:
-    out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", url],
+def wrk(url: str, seconds: int, connections: int, script: Path | None = None
+        ) -> dict[str, float]:
+    options = ["--script", str(script)] if script else []
+    out = subprocess.run(["wrk", f"-t{THREADS}", f"-c{connections}", f"-d{seconds}s",
+                          "--timeout", "10s", "--latency", *options, url],
                          capture_output=True, text=True, check=True).stdout
     figures = {"requests per second": float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1])}
     for p in ("50", "90", "99"):
         value, unit = re.search(rf"^\s+{p}%\s+([\d.]+)(us|ms|s)$", out, re.M).groups()
         figures[f"p{p} ms"] = float(value) * {"us": 0.001, "ms": 1, "s": 1000}[unit]
-    if "Non-2xx" in out:
+    if "Non-2xx" in out or "Socket errors" in out:
         raise RuntimeError(f"errors under load:\n{out}")
     return figures
 
@@ -65,29 +118,43 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=15)
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 2,
+                        help="Celery worker processes that run the order sagas")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is needed: apt-get install wrk")
     with servers() as env:
-        pet_id, log = a_pet(), Path(env["PETSTORE_DATA_DIR"]) / "gunicorn.log"
+        work = Path(env["PETSTORE_DATA_DIR"])
+        pet_id, token, log = a_pet(), a_customer_token(), work / "gunicorn.log"
+        # Enough pets for every order the runs can make, warm-ups included.
+        waited = orders_script(work, "orders", make_pets(200 * args.seconds), token, "")
+        accepted = orders_script(work, "orders-async", make_pets(2000 * args.seconds), token,
+                                 "respond-async")
+        runs = (("bare row read", "bench.bare_app:app", f"/pet/{pet_id}", None),
+                ("GET /v2/pet/{id}", "web:create_app()", f"/v2/pet/{pet_id}", None),
+                ("POST /v2/store/order", "web:create_app()", "/v2/store/order", waited),
+                ("POST /v2/store/order, respond-async", "web:create_app()",
+                 "/v2/store/order", accepted))
         results = {}
-        for name, target, path in (("bare row read", "bench.bare_app:app", f"/pet/{pet_id}"),
-                                   ("GET /v2/pet/{id}", "web:create_app()",
-                                    f"/v2/pet/{pet_id}")):
-            port = free_port()
-            server = gunicorn(target, port, log)
-            try:
-                wrk(f"http://127.0.0.1:{port}{path}", 3, args.connections)  # warm-up
-                for key, value in wrk(f"http://127.0.0.1:{port}{path}", args.seconds,
-                                      args.connections).items():
-                    results[f"{name}, {key}"] = round(value, 2)
-            finally:
-                server.terminate()
-                server.wait(30)
-    results["GET /v2/pet/{id} / bare row read"] = round(
-        results["GET /v2/pet/{id}, requests per second"]
-        / results["bare row read, requests per second"], 3)
+        with worker(args.workers, work / "worker.log"):
+            for name, target, path, script in runs:
+                port = free_port()
+                server = gunicorn(target, port, log)
+                try:
+                    url = f"http://127.0.0.1:{port}{path}"
+                    if script is None:
+                        wrk(url, 3, args.connections)  # warm-up
+                    for key, value in wrk(url, args.seconds, args.connections,
+                                          script).items():
+                        results[f"{name}, {key}"] = round(value, 2)
+                finally:
+                    server.terminate()
+                    server.wait(30)
+    bare = results["bare row read, requests per second"]
+    for name, *_ in runs[1:]:
+        results[f"{name} / bare row read"] = round(
+            results[f"{name}, requests per second"] / bare, 3)
     report(results, args.json)
     return 0
 

@@ -60,7 +60,11 @@ def worker(concurrency: int, log: Path, queues: str = "pets,photos,orders,invent
         yield process
     finally:
         process.terminate()
-        process.wait(30)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:  # still busy with a backlog it need not finish
+            process.kill()
+            process.wait()
 
 
 def report(results: dict[str, Any], json_path: Path | None) -> None:
