@@ -10,14 +10,14 @@ from __future__ import annotations
 from flask import Flask, abort
 from sqlalchemy import text
 
-from models.db import reading
+from models.db import one_statement
 
 app = Flask(__name__)
 
 
 @app.get("/pet/<int:pet_id>")
 def pet(pet_id: int) -> dict:
-    with reading() as connection:
+    with one_statement() as connection:
         row = connection.execute(text("SELECT id, name, status FROM pets WHERE id = :id"),
                                  {"id": pet_id}).first()
     if row is None:

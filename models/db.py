@@ -79,9 +79,10 @@ def unit_of_work() -> Iterator[Session]:
 
 
 @contextmanager
-def reading() -> Iterator[Connection]:
-    """A connection for a read of one statement, in autocommit: a statement sees one
-    snapshot on its own, and PostgreSQL spares the BEGIN and ROLLBACK around it."""
+def one_statement() -> Iterator[Connection]:
+    """A connection for work of one statement (a read, or a write atomic by itself), in
+    autocommit: PostgreSQL runs the statement as its own transaction, sparing a BEGIN and
+    a COMMIT. Nothing may be sent after it: there is no outbox here."""
     with engine().connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
         yield connection
 

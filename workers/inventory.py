@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from models.db import unit_of_work
+from models.db import one_statement
 from models.inventory import apply_pet_status
 from workers.celery_app import app
 from workers.steps import saga_step
@@ -16,8 +16,8 @@ from workers.steps import saga_step
 def on_pet_changed(event_id: str, event_type: str, pet_id: int, status: str | None,
                    version: int) -> bool:
     """Count the pet under its new status; older or repeated news changes nothing."""
-    with unit_of_work() as session:
-        return apply_pet_status(session, pet_id, status, version)
+    with one_statement() as connection:
+        return apply_pet_status(connection, pet_id, status, version)
 
 
 @saga_step("inventory.reserve_stock")

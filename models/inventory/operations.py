@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from models.events import PET_STATUSES
 from models.inventory.tables import InventoryPet
 
 
-def apply_pet_status(session: Session, pet_id: int, status: str | None, version: int) -> bool:
+def apply_pet_status(session: Session | Connection, pet_id: int, status: str | None,
+                     version: int) -> bool:
     """Record the pet's status as of `version`; False when we already knew newer news."""
     stmt = insert(InventoryPet).values(pet_id=pet_id, status=status, version=version)
     applied = session.execute(

@@ -9,7 +9,7 @@ from flask import current_app, url_for
 from flask.views import MethodView
 from flask_smorest import abort
 
-from models.db import reading, unit_of_work
+from models.db import one_statement, unit_of_work
 from models.pet import (
     add_pet,
     add_photo_url,
@@ -93,7 +93,7 @@ class PetById(MethodView):
     @blp.alt_response(404, response="NOT_FOUND")
     def get(self, pet_id: int):
         """Find pet by ID"""
-        with reading() as connection:
+        with one_statement() as connection:
             return read_pet(connection, pet_id)
 
     @login_required(blp, owner=True)
