@@ -62,15 +62,18 @@ def _seed(data: Seeded) -> list[int]:
     completed, compensated, failed = (sagas["completed"][0], sagas["compensated"][0],
                                       sagas["failed"][0])
 
-    def attempt(saga: Saga, task: str, phase: str, status: str,
-                seconds: float | None) -> SagaStep:
-        return SagaStep(saga_id=saga.id, step="s", step_index=0, phase=phase, attempt=1,
+    def attempt(saga: Saga, task: str, phase: str, status: str, seconds: float | None,
+                index: int = 0) -> SagaStep:
+        # A step's outcome is recorded once per saga: each answered one is its own step.
+        return SagaStep(saga_id=saga.id, step=f"s{index}", step_index=index, phase=phase,
+                        attempt=1,
                         status=status, task_name=task, started_at=now,
                         ended_at=None if seconds is None else now + timedelta(seconds=seconds))
 
     statuses = ("succeeded", "succeeded", "failed", "refused", "succeeded")
-    steps = [attempt(completed, data.act, "action", status, seconds)
-             for status, seconds in zip(statuses, ACTION_DURATIONS, strict=True)]
+    steps = [attempt(completed, data.act, "action", status, seconds, index)
+             for index, (status, seconds) in enumerate(zip(statuses, ACTION_DURATIONS,
+                                                           strict=True))]
     steps += [
         # Neither is an answered attempt, so neither is in the histogram.
         attempt(completed, data.act, "action", "lost", 1.0),
