@@ -37,22 +37,29 @@ def run_step(task_name: str, function: StepFunction, delivery: Delivery, *,
     """Returns the seconds to wait before this step's next try, or None when done.
 
     Raises StepRefused or StepFailed, after the saga has recorded it, so that the task
-    shows as failed with a readable reason (in Flower, for one).
+    shows as failed with a readable reason (in Flower, for one). An error while counting
+    a delivery propagates, for Celery to retry the task.
     """
-    counted = _count(delivery) if redelivered else delivery
     try:
-        try:
-            done = counted is not None and _finish(task_name, function, counted)
-        except engine.CountFirst:
-            counted = _count(delivery)
-            done = counted is not None and _finish(task_name, function, counted)
+        return _run(task_name, function, _count(delivery) if redelivered else delivery)
+    except engine.CountFirst:  # a retry, or a delivery after one that may have crashed
+        return _run(task_name, function, _count(delivery))
+
+
+def _run(task_name: str, function: StepFunction, delivery: Delivery | None) -> float | None:
+    """Run a delivery that is counted, or first; None: one the saga does not wait for."""
+    try:
+        done = delivery is not None and _finish(task_name, function, delivery)
+    except engine.CountFirst:
+        raise
     except Exception as exc:
-        return _failed(task_name, counted or delivery, exc)
-    if not done:
+        assert delivery is not None
+        return _failed(task_name, delivery, exc)
+    if delivery is None or not done:
         log.info("%s: not waited for (duplicate, late or out of attempts); nothing done",
                  task_name)
-        return None
-    log.info("%s attempt %d done", task_name, (counted or delivery).attempt or 1)
+    else:
+        log.info("%s attempt %d done", task_name, delivery.attempt or 1)
     return None
 
 

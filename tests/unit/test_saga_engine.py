@@ -972,6 +972,15 @@ def test_the_runner_counts_a_retry_on_its_own_before_running_it(given):
     trip.expect(command(HOTEL), command(FLIGHT))
 
 
+def test_the_runner_leaves_an_error_while_counting_to_celery_to_retry(given, monkeypatch):
+    trip = given()
+    error = Glitch(f"the database went away {text()}")
+    monkeypatch.setattr(engine, "begin_attempt", lambda session, delivery: raising(error)({}))
+    with pytest.raises(Glitch):
+        trip.run(HOTEL.name, lambda session, payload: never(payload), redelivered=True)
+    assert trip.log() == [] and trip.saga.status == RUNNING
+
+
 def test_the_runner_skips_a_delivery_the_saga_does_not_wait_for(given):
     trip = given()
     trip.through(HOTEL.name)
