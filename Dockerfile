@@ -11,4 +11,4 @@ RUN pip install --no-cache-dir . && useradd --create-home petstore && mkdir -p /
     && chown -R petstore /data
 USER petstore
 EXPOSE 8000 5555
-CMD ["gunicorn", "--bind", "0.0.0.0:8000", "web:create_app()"]
+CMD ["gunicorn", "--bind", "0.0.0.0:8000", "--worker-class", "gevent", "web:create_app()"]

@@ -3,7 +3,7 @@ endpoint reading one row.
 
     .venv/bin/python bench/api.py --seconds 15
 
-Each runs under gunicorn as the Procfile runs it (2 sync workers, one per core) on the
+Each runs under gunicorn as the Procfile runs it (2 gevent workers, one per core) on the
 same database; wrk (Debian's `wrk` package) drives each in turn from
 loopback. Orders go
 to a real worker (prefork, one process per core), each for a pet of its own: first as a
@@ -89,7 +89,7 @@ def orders_script(work: Path, name: str, pets: list[int], token: str, prefer: st
 def gunicorn(target: str, port: int, log: Path) -> subprocess.Popen:
     process = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "2",
-         "--header-map", "dangerous", target],
+         "--worker-class", "gevent", "--header-map", "dangerous", target],
         cwd=ROOT, env={**os.environ}, stdout=log.open("ab"), stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:

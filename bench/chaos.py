@@ -69,7 +69,8 @@ class System:
         queues = "pets,photos,orders,inventory"
         self.procs = [
             Proc("api", [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{self.port}",
-                         "--workers", "3", "--timeout", "60", "--header-map", "dangerous",
+                         "--workers", "3", "--worker-class", "gevent", "--timeout", "60",
+                         "--header-map", "dangerous",
                          "web:create_app()"]),
             *(Proc(f"worker{i}", [*celery, "worker", "--queues", queues, "--concurrency", "2",
                                   "--hostname", f"worker{i}@chaos", "--loglevel", "INFO"])
