@@ -22,7 +22,9 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -86,20 +88,30 @@ def orders_script(work: Path, name: str, pets: list[int], token: str, prefer: st
     return script
 
 
-def gunicorn(target: str, port: int, log: Path) -> subprocess.Popen:
+@contextmanager
+def served(target: str, log: Path) -> Iterator[str]:
+    """The WSGI `target` under gunicorn, as the Procfile runs the API; yields its base URL."""
+    port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "2",
          "--worker-class", "gevent", "--header-map", "dangerous", target],
         cwd=ROOT, env={**os.environ}, stdout=log.open("ab"), stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1)
-        except urllib.error.HTTPError:
-            return process  # it answers (404 at /)
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError(f"{target} did not start: see {log}")
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(f"{base}/", timeout=1)
+            except urllib.error.HTTPError:
+                break  # it answers (404 at /)
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{target} did not start: see {log}") from None
+                time.sleep(0.2)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(30)
 
 
 def wrk(url: str, seconds: int, connections: int, script: Path | None = None
@@ -124,19 +136,11 @@ def reads_while_orders_wait(pet_id: int, orders: Path, seconds: int, connections
                             log: Path) -> dict[str, float]:
     """GET /v2/pet/{id} from 4 connections while `connections` clients wait for orders:
     a client waiting for its saga must not hold up everyone else's reads."""
-    port = free_port()
-    server = gunicorn("web:create_app()", port, log)
-    try:
-        base = f"http://127.0.0.1:{port}"
-        with ThreadPoolExecutor(1) as pool:
-            ordering = pool.submit(wrk, f"{base}/v2/store/order", seconds + 2, connections,
-                                   orders)
-            time.sleep(1)  # the orders are under way
-            reads = wrk(f"{base}/v2/pet/{pet_id}", seconds, 4)
-            ordering.result()
-    finally:
-        server.terminate()
-        server.wait(30)
+    with served("web:create_app()", log) as base, ThreadPoolExecutor(1) as pool:
+        ordering = pool.submit(wrk, f"{base}/v2/store/order", seconds + 2, connections, orders)
+        time.sleep(1)  # the orders are under way
+        reads = wrk(f"{base}/v2/pet/{pet_id}", seconds, 4)
+        ordering.result()
     return reads
 
 
@@ -172,18 +176,12 @@ def main() -> int:
                                                      args.connections, log)
                     for key, value in beside.items():
                         results[f"GET /v2/pet/{{id}} while orders wait, {key}"] = round(value, 2)
-                port = free_port()
-                server = gunicorn(target, port, log)
-                try:
-                    url = f"http://127.0.0.1:{port}{path}"
+                with served(target, log) as base:
                     if script is None:
-                        wrk(url, 3, args.connections)  # warm-up
-                    for key, value in wrk(url, args.seconds, args.connections,
+                        wrk(f"{base}{path}", 3, args.connections)  # warm-up
+                    for key, value in wrk(f"{base}{path}", args.seconds, args.connections,
                                           script).items():
                         results[f"{name}, {key}"] = round(value, 2)
-                finally:
-                    server.terminate()
-                    server.wait(30)
     bare = results["bare row read, requests per second"]
     for name, *_ in runs[1:]:
         results[f"{name} / bare row read"] = round(

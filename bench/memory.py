@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -24,7 +23,7 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import report, servers, worker
-from bench.sagas import make_pets, sagas_done, start_saga
+from bench.sagas import make_pets, sagas_done, start_in_background
 
 
 def resident_mib(process: psutil.Process) -> float:
@@ -57,8 +56,7 @@ def main() -> int:
                     print(f"{samples[-1][0]:6.0f} s  {samples[-1][1]:7.1f} MiB", flush=True)
                     next_sample += args.every
                 time.sleep(max(0.0, started + i / args.rate - time.monotonic()))
-                threading.Thread(
-                    target=lambda pet_id=pet_id: ids.append(start_saga(pet_id, run))).start()
+                start_in_background(pet_id, run, ids)
             samples.append((time.monotonic() - started, resident_mib(tree)))
             done, _ = sagas_done(ids)
     warm = next((mib for at, mib in samples if at >= 60), samples[-1][1])

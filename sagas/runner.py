@@ -48,18 +48,18 @@ def run_step(task_name: str, function: StepFunction, delivery: Delivery, *,
 
 def _run(task_name: str, function: StepFunction, delivery: Delivery | None) -> float | None:
     """Run a delivery that is counted, or first; None: one the saga does not wait for."""
-    try:
-        done = delivery is not None and _finish(task_name, function, delivery)
-    except engine.CountFirst:
-        raise
-    except Exception as exc:
-        assert delivery is not None
-        return _failed(task_name, delivery, exc)
-    if delivery is None or not done:
-        log.info("%s: not waited for (duplicate, late or out of attempts); nothing done",
-                 task_name)
-    else:
-        log.info("%s attempt %d done", task_name, delivery.attempt or 1)
+    if delivery is not None:
+        try:
+            done = _finish(task_name, function, delivery)
+        except engine.CountFirst:
+            raise
+        except Exception as exc:
+            return _failed(task_name, delivery, exc)
+        if done:
+            log.info("%s attempt %d done", task_name, delivery.attempt or 1)
+            return None
+    log.info("%s: not waited for (duplicate, late or out of attempts); nothing done",
+             task_name)
     return None
 
 
