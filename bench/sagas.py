@@ -3,20 +3,29 @@
     .venv/bin/python bench/sagas.py --sagas 1000 --workers 2
 
 One prefork worker (one process per core by default) serves every queue. First a bare
-chain of three no-op tasks, N times, as fast as the worker takes them; then N create-order
-sagas for N distinct pets, as fast; then sagas at half that rate for their latency from
-start to completion. Figures are ratios against the chain measured in the same run.
+chain of three no-op tasks, N times, as fast as the worker takes them (and a chain of four,
+as many tasks as a saga makes); then N create-order sagas for N distinct pets, as fast;
+then sagas at half that rate for their latency from start to completion. Figures are
+ratios against the chains measured in the same run.
+
+Last, where the time goes: a few hundred more chains and sagas while the task events that
+Flower reads are captured, for each task's run time; the rest of a worker process's time is
+Celery handing it the next task.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 import threading
 import time
 import uuid
+from collections import defaultdict
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -91,17 +100,17 @@ def wait_until(done: callable, count: int, timeout: float = 600) -> float:
     return time.monotonic()
 
 
-def run_chains(count: int) -> float:
-    """Chains per second."""
+def run_chains(count: int, length: int = 3) -> float:
+    """Chains of `length` tasks (no-ops, the last one counting) per second."""
     from celery import chain
 
     from bench.noop import DONE_KEY, _redis, done, noop
 
+    links = [noop.si() for _ in range(length - 1)] + [done.si()]
     _redis().delete(DONE_KEY)
     started = time.monotonic()
     with ThreadPoolExecutor(CLIENTS) as pool:
-        list(pool.map(lambda _: chain(noop.si(), noop.si(), done.si()).apply_async(),
-                      range(count)))
+        list(pool.map(lambda _: chain(*links).apply_async(), range(count)))
     finished = wait_until(lambda: int(_redis().get(DONE_KEY) or 0), count)
     return count / (finished - started)
 
@@ -125,6 +134,48 @@ def run_sagas(pets: list[int], rate: float | None = None) -> tuple[float, list[f
     return len(pets) / (finished - started), sagas_done(ids)[1]
 
 
+@contextmanager
+def task_run_times() -> Iterator[dict[str, list[float]]]:
+    """Seconds each task that finishes meanwhile ran, by task name, from the task events
+    Flower reads: `task-received` names a task, `task-succeeded` says how long it ran."""
+    from workers.celery_app import app
+
+    names: dict[str, str] = {}
+    runtimes: dict[str, float] = {}
+    listening = threading.Event()  # the workers answered the receiver's wake-up call
+    handlers = {"task-received": lambda e: names.__setitem__(e["uuid"], e["name"]),
+                "task-succeeded": lambda e: runtimes.__setitem__(e["uuid"], e["runtime"]),
+                "worker-heartbeat": lambda e: listening.set()}
+    with app.connection() as connection:
+        receiver = app.events.Receiver(connection, handlers=handlers)
+        thread = threading.Thread(target=receiver.capture)
+        thread.start()
+        try:
+            if not listening.wait(30):
+                raise RuntimeError("no task events: are the workers sending them?")
+            by_name: dict[str, list[float]] = defaultdict(list)
+            yield by_name
+            time.sleep(1)  # the last events are on their way
+        finally:
+            receiver.should_stop = True
+            thread.join()
+    for task_id, runtime in runtimes.items():
+        if task_id in names:
+            by_name[names[task_id]].append(runtime)
+
+
+def time_per_run(work: Callable[[], float], runs: int, processes: int) -> dict[str, float]:
+    """Milliseconds of worker-process time per chain or saga, of the `runs` that `work` runs
+    (returning their rate), and how much of it each kind of task ran."""
+    with task_run_times() as by_name:
+        rate = work()
+    in_tasks = {name: 1000 * sum(times) / runs for name, times in sorted(by_name.items())}
+    return {"worker-process time": 1000 * processes / rate,
+            "time in its tasks": sum(in_tasks.values()),
+            **{f"  {name} (mean {1000 * statistics.fmean(by_name[name]):.2f} ms a run)": ms
+               for name, ms in in_tasks.items()}}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sagas", type=int, default=1000)
@@ -138,18 +189,27 @@ def main() -> int:
             run_chains(50)  # warm-up: every pool process has run each kind of task
             run_sagas(make_pets(50))
             chains_per_second = run_chains(args.sagas)
+            long_chains_per_second = run_chains(args.sagas, length=4)
             sagas_per_second, latencies = run_sagas(make_pets(args.sagas))
             half = sagas_per_second / 2
             _, paced = run_sagas(make_pets(max(50, args.sagas // 2)), rate=half)
+            few = max(100, args.sagas // 3)
+            chain_time = time_per_run(lambda: run_chains(few), few, args.workers)
+            pets = make_pets(few)
+            saga_time = time_per_run(lambda: run_sagas(pets)[0], few, args.workers)
     results = {
         "worker processes": args.workers,
         "sagas": args.sagas,
         "chain of 3 no-op tasks, per second": round(chains_per_second, 1),
         "create-order sagas, per second": round(sagas_per_second, 1),
         "saga / chain throughput": round(sagas_per_second / chains_per_second, 3),
+        "chain of 4 no-op tasks, per second": round(long_chains_per_second, 1),
+        "saga / 4-task chain throughput": round(sagas_per_second / long_chains_per_second, 3),
         **{f"flat out, {k} ms": round(v * 1000, 1) for k, v in summary(latencies).items()},
         "paced at half rate, sagas per second": round(half, 1),
         **{f"at half rate, {k} ms": round(v * 1000, 1) for k, v in summary(paced).items()},
+        **{f"a chain, {k}, ms": round(v, 2) for k, v in chain_time.items()},
+        **{f"a saga, {k}, ms": round(v, 2) for k, v in saga_time.items()},
     }
     report(results, args.json)
     return 0
