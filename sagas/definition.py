@@ -38,6 +38,9 @@ class Step:
 class SagaDefinition:
     kind: str
     steps: tuple[Step, ...]
+    # Sent (with the saga's id and data) when the saga ends without completing, so that a
+    # participant tells again what the saga left untold to those who follow its events.
+    if_not_completed: str | None = None
 
     def index(self, step_name: str) -> int:
         for i, step in enumerate(self.steps):

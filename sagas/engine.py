@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Update, select, text, update
+from sqlalchemy import ColumnElement, Update, func, select, text, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
@@ -218,10 +218,13 @@ def _task_name(step: Step, phase: str) -> str:
     return step.action if phase == ACTION else step.compensation  # type: ignore[return-value]
 
 
+def _of_current_step(saga: Saga) -> tuple[ColumnElement[bool], ...]:
+    return (SagaStep.saga_id == saga.id, SagaStep.step_index == saga.current_step,
+            SagaStep.phase == saga.phase)
+
+
 def _attempts(saga: Saga) -> Update:
-    return update(SagaStep).where(SagaStep.saga_id == saga.id,
-                                  SagaStep.step_index == saga.current_step,
-                                  SagaStep.phase == saga.phase)
+    return update(SagaStep).where(*_of_current_step(saga))
 
 
 def _close_running(session: Session, saga: Saga, status: str, error: str) -> None:
@@ -245,7 +248,11 @@ def _record(session: Session, saga: Saga, delivery: Delivery, status: str,
         session.add(_attempt_row(saga, delivery, status, error=error,
                                  started_at=delivery.started_at, ended_at=now))
     else:
-        session.execute(_attempts(saga).where(SagaStep.attempt == delivery.attempt)
+        # Attempt numbers start again when an operator retries the step: the newest row
+        # with this number is this delivery's.
+        row = select(func.max(SagaStep.id)).where(
+            *_of_current_step(saga), SagaStep.attempt == delivery.attempt).scalar_subquery()
+        session.execute(update(SagaStep).where(SagaStep.id == row)
                         .values(status=status, error=error, ended_at=now))
     if supersede and saga.attempt > 1:
         _close_running(session, saga, "superseded",
@@ -270,7 +277,7 @@ def _advance(session: Session, definition: SagaDefinition, saga: Saga) -> None:
         if saga.current_step + 1 < len(definition.steps):
             _dispatch(session, saga, saga.current_step + 1, ACTION)
         else:
-            _end(saga, COMPLETED)
+            _end(session, definition, saga, COMPLETED)
     else:
         _compensate_before(session, definition, saga, saga.current_step)
 
@@ -287,7 +294,7 @@ def _compensate_before(session: Session, definition: SagaDefinition, saga: Saga,
         if definition.steps[earlier].compensation:
             _dispatch(session, saga, earlier, COMPENSATION)
             return
-    _end(saga, COMPENSATED)
+    _end(session, definition, saga, COMPENSATED)
 
 
 def _give_up(session: Session, definition: SagaDefinition, saga: Saga, error: str) -> None:
@@ -295,15 +302,17 @@ def _give_up(session: Session, definition: SagaDefinition, saga: Saga, error: st
     saga.error = error
     if saga.phase == ACTION:
         _turn_back(session, definition, saga)
-    else:
-        _end(saga, FAILED)  # a compensation that cannot finish needs an operator
+    else:  # a compensation that cannot finish needs an operator
+        _end(session, definition, saga, FAILED)
 
 
-def _end(saga: Saga, status: str) -> None:
+def _end(session: Session, definition: SagaDefinition, saga: Saga, status: str) -> None:
     saga.status = status
     saga.deadline_at = None
     saga.ended_at = utcnow()
     saga.version += 1
+    if status != COMPLETED and definition.if_not_completed:
+        send_task(session, definition.if_not_completed, saga_id=str(saga.id), data=saga.payload)
 
 
 
@@ -357,5 +366,5 @@ def abort(session: Session, saga_id: str) -> Saga:
     saga = _operated(session, saga_id, IN_FLIGHT, "abort")
     _close_running(session, saga, "lost", "the operator aborted the saga")
     saga.error = "aborted by an operator" + (f" after: {saga.error}" if saga.error else "")
-    _end(saga, FAILED)
+    _end(session, definition_of(saga.kind), saga, FAILED)
     return saga

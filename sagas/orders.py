@@ -2,6 +2,10 @@
 
 A step names the participant's tasks (`service.action`), never its code; replies merge
 into the saga's data, which the later steps and the compensations read.
+
+The inventory counts a pet's moves in an order through the saga's own last step, not
+through the pet's events; a saga that does not complete has the pet service announce the
+pet again, so that the count follows whatever the saga left behind.
 """
 
 from sagas.definition import Retry, SagaDefinition, Step
@@ -15,7 +19,7 @@ create_order = SagaDefinition("create_order", steps=(
     Step("place_order", action="orders.place_order", compensation="orders.cancel_order"),
     Step("count_reservation", action="inventory.reserve_stock",
          compensation="inventory.release_stock", retry=Retry(attempts=5)),
-))
+), if_not_completed="pets.announce_pet")
 
 approve_order = SagaDefinition("approve_order", steps=(
     Step("approve_order", action="orders.approve_order", compensation="orders.unapprove_order",
@@ -24,7 +28,7 @@ approve_order = SagaDefinition("approve_order", steps=(
          business_errors=frozenset({"PetNotHeld"})),
     Step("count_sale", action="inventory.count_sale", compensation="inventory.uncount_sale",
          retry=PATIENT),
-))
+), if_not_completed="pets.announce_pet")
 
 deliver_order = SagaDefinition("deliver_order", steps=(
     Step("deliver_order", action="orders.deliver_order",
@@ -37,4 +41,4 @@ cancel_order = SagaDefinition("cancel_order", steps=(
     Step("release_pet", action="pets.release_pet", compensation="pets.reserve_pet",
          retry=PATIENT),
     Step("count_release", action="inventory.count_release", retry=PATIENT),
-))
+), if_not_completed="pets.announce_pet")

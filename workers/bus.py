@@ -6,9 +6,11 @@ SUBSCRIBERS: dict[str, tuple[str, ...]] = {
     "PET_CREATED": ("inventory.on_pet_changed",),
     "PET_UPDATED": ("inventory.on_pet_changed",),
     "PET_DELETED": ("inventory.on_pet_changed", "photos.on_pet_deleted"),
-    "PET_RESERVED": ("inventory.on_pet_changed",),
-    "PET_RELEASED": ("inventory.on_pet_changed",),
-    "PET_SOLD": ("inventory.on_pet_changed",),
+    # Reservations, releases and sales happen only in order sagas, whose own inventory
+    # steps count them (see sagas.orders): no subscriber yet.
+    "PET_RESERVED": (),
+    "PET_RELEASED": (),
+    "PET_SOLD": (),
 }
 
 

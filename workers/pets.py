@@ -7,7 +7,17 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from models import pet
+from models.db import unit_of_work
+from workers.celery_app import app
 from workers.steps import saga_step
+
+
+@app.task(name="pets.announce_pet")
+def announce_pet(saga_id: str, data: dict[str, Any]) -> bool:
+    """After an order saga that did not complete: publish the pet's status as it is now,
+    for the inventory, which counts an order's pet moves only when its saga completes."""
+    with unit_of_work() as session:
+        return pet.announce_pet(session, data["pet_id"])
 
 
 @saga_step("pets.reserve_pet")

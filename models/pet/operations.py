@@ -90,6 +90,16 @@ def _announce(session: Session, pet: Pet, event: type[PetChanged],
         send_task(session, "photos.create_photos", pet_id=pet.id, photos=list(new_photos))
 
 
+def announce_pet(session: Session, pet_id: int) -> bool:
+    """Publish the pet's status as of its version (PET_UPDATED): newer news than any the
+    subscribers missed, never older; False when the pet is gone (PET_DELETED told them)."""
+    pet = session.get(Pet, pet_id)
+    if pet is None:
+        return False
+    publish(session, PetUpdated(pet_id=pet.id, status=pet.status, version=pet.version))
+    return True
+
+
 def _locked(session: Session, pet_id: int) -> Pet:
     pet = session.get(Pet, pet_id, with_for_update={"of": Pet}, populate_existing=True)
     if pet is None:

@@ -129,9 +129,11 @@ def test_a_compensation_that_keeps_failing_ends_the_saga_failed(
     assert "release" in saga.error or "reserve_pet compensation" in saga.error
     assert log[-10:] == [("reserve_pet", "compensation", "failed")] * 10
     assert ("place_order", "compensation", "succeeded") in log
-    # Visible and left for an operator: the pet stays reserved, the order cancelled.
+    # Visible and left for an operator: the pet stays reserved, the order cancelled,
+    # and the inventory counts the pet as it is, pending.
     assert client.get(f"/v2/pet/{pet['id']}").json["status"] == "pending"
     assert order_status(saga.payload["order_id"]) == "cancelled"
+    eventually(settled)
 
 
 def test_a_step_that_crashes_its_worker_every_time_is_given_up_and_compensated(

@@ -141,12 +141,23 @@ class Script:
         with unit_of_work() as session:
             rows = session.scalars(
                 select(OutboxMessage)
-                .where(OutboxMessage.payload["saga_id"].astext == self.id)
+                .where(OutboxMessage.payload["saga_id"].astext == self.id,
+                       OutboxMessage.payload.has_key("step"))
                 .order_by(OutboxMessage.id)
             ).all()
         assert all(row.kind == "task" for row in rows)
         assert all(set(row.payload) == {"saga_id", "step", "phase"} for row in rows)
         return [Command(row.name, row.payload["step"], row.payload["phase"]) for row in rows]
+
+    def told_when_not_completed(self) -> list[tuple[str, dict[str, Any]]]:
+        """The tasks sent because the saga ended without completing: (name, its data)."""
+        with unit_of_work() as session:
+            rows = session.scalars(
+                select(OutboxMessage)
+                .where(OutboxMessage.payload["saga_id"].astext == self.id,
+                       OutboxMessage.payload.has_key("data"))
+            ).all()
+        return [(row.name, row.payload["data"]) for row in rows]
 
     def expect(self, *commands: Command) -> None:
         """Exactly these commands, in this order, were dispatched since the last look."""
@@ -530,6 +541,80 @@ def test_a_compensation_that_fails_once_then_succeeds_carries_on_with_the_earlie
     trip.expect(command(CARD), command(FLIGHT, COMPENSATION), command(HOTEL, COMPENSATION))
     trip.reply(HOTEL.name, phase=COMPENSATION)
     assert trip.saga.status == COMPENSATED
+
+
+# Ending without completing.
+
+TOLD_TRIP = replace(TRIP, if_not_completed="hotels.announce_rooms")
+
+
+def test_a_saga_that_completes_sends_nothing_more(given):
+    trip = given(TOLD_TRIP)
+    trip.through(CARD.name)
+    assert trip.saga.status == COMPLETED
+    assert trip.told_when_not_completed() == []
+
+
+def test_a_compensated_saga_sends_its_follow_up_once_with_its_final_data(given):
+    trip = given(TOLD_TRIP)
+    trip.through(HOTEL.name)
+    trip.refuse(FLIGHT.name, NoSeats(text()))
+    assert trip.told_when_not_completed() == []  # not before it ends
+    trip.reply(HOTEL.name, phase=COMPENSATION)
+    saga = trip.saga
+    assert saga.status == COMPENSATED
+    assert trip.told_when_not_completed() == [("hotels.announce_rooms", saga.payload)]
+    assert "book_hotel_ref" in saga.payload
+
+
+def test_a_saga_that_fails_and_then_is_retried_to_its_end_sends_its_follow_up_each_time(
+        given):
+    trip = given(TOLD_TRIP)
+    trip.through(HOTEL.name)
+    trip.refuse(FLIGHT.name, NoSeats(text()))
+    for _ in range(HOTEL.compensation_retry.attempts):
+        trip.glitch(HOTEL.name, COMPENSATION)
+    assert trip.saga.status == FAILED
+    assert [name for name, _ in trip.told_when_not_completed()] == ["hotels.announce_rooms"]
+    with unit_of_work() as session:
+        engine.retry(session, trip.id)
+    trip.reply(HOTEL.name, phase=COMPENSATION)
+    assert trip.saga.status == COMPENSATED
+    assert [name for name, _ in trip.told_when_not_completed()] == ["hotels.announce_rooms"] * 2
+
+
+def test_a_step_retried_by_an_operator_numbers_its_attempts_afresh_in_the_log(given):
+    trip = given()
+    trip.through(HOTEL.name)
+    trip.refuse(FLIGHT.name, NoSeats(text()))
+    budget = HOTEL.compensation_retry.attempts
+    for _ in range(budget):
+        trip.glitch(HOTEL.name, COMPENSATION)
+    with unit_of_work() as session:
+        engine.retry(session, trip.id)
+    trip.glitch(HOTEL.name, COMPENSATION)
+    trip.reply(HOTEL.name, phase=COMPENSATION)
+    assert trip.saga.status == COMPENSATED
+    compensations = [(n, status) for step, phase, n, status in trip.log()
+                     if (step, phase) == (HOTEL.name, COMPENSATION)]
+    assert compensations == ([(n, "failed") for n in range(1, budget + 1)]
+                             + [(1, "failed"), (2, "succeeded")])
+
+
+def test_a_saga_aborted_by_an_operator_sends_its_follow_up(given):
+    trip = given(TOLD_TRIP)
+    trip.through(FLIGHT.name)
+    with unit_of_work() as session:
+        engine.abort(session, trip.id)
+    assert trip.saga.status == FAILED
+    assert [name for name, _ in trip.told_when_not_completed()] == ["hotels.announce_rooms"]
+
+
+def test_a_saga_without_a_follow_up_sends_none_when_compensated(given):
+    trip = given()
+    trip.refuse(HOTEL.name, NoRooms(text()))
+    assert trip.saga.status == COMPENSATED
+    assert trip.told_when_not_completed() == []
 
 
 # Duplicates and late replies.
