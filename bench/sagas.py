@@ -2,11 +2,12 @@
 
     .venv/bin/python bench/sagas.py --sagas 1000 --workers 2
 
-One prefork worker (one process per core by default) serves every queue. First a bare
-chain of three no-op tasks, N times, as fast as the worker takes them (and a chain of four,
-as many tasks as a saga makes); then N create-order sagas for N distinct pets, as fast;
-then sagas at half that rate for their latency from start to completion. Figures are
-ratios against the chains measured in the same run.
+One prefork worker (one process per core by default) serves every queue. A round runs a
+bare chain of three no-op tasks, N times, as fast as the worker takes them (and a chain of
+four); then N create-order sagas for N distinct pets, as fast. Rounds repeat (three by
+default) and the round with the median saga / chain ratio is reported, so that a burst of
+the machine's other work moves one round, not the figure. Then sagas at half that rate,
+for their latency from start to completion.
 
 Last, where the time goes: a few hundred more chains and sagas while the task events that
 Flower reads are captured, for each task's run time; the rest of a worker process's time is
@@ -26,6 +27,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -176,11 +178,31 @@ def time_per_run(work: Callable[[], float], runs: int, processes: int) -> dict[s
                for name, ms in in_tasks.items()}}
 
 
+@dataclass(frozen=True)
+class Round:
+    chains: float  # three-task chains per second
+    long_chains: float  # four-task chains per second
+    sagas: float  # sagas per second
+    latencies: list[float]  # each saga's seconds from start to completion
+
+    @property
+    def ratio(self) -> float:
+        return self.sagas / self.chains
+
+
+def measure_round(count: int) -> Round:
+    """Chains, then sagas, back to back: a ratio compares runs seconds apart."""
+    chains = run_chains(count)
+    long_chains = run_chains(count, length=4)
+    return Round(chains, long_chains, *run_sagas(make_pets(count)))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sagas", type=int, default=1000)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2,
                         help="worker processes (prefork concurrency)")
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     with servers() as env:
@@ -188,10 +210,9 @@ def main() -> int:
         with worker(args.workers, log):
             run_chains(50)  # warm-up: every pool process has run each kind of task
             run_sagas(make_pets(50))
-            chains_per_second = run_chains(args.sagas)
-            long_chains_per_second = run_chains(args.sagas, length=4)
-            sagas_per_second, latencies = run_sagas(make_pets(args.sagas))
-            half = sagas_per_second / 2
+            rounds = [measure_round(args.sagas) for _ in range(args.rounds)]
+            median = sorted(rounds, key=lambda r: r.ratio)[len(rounds) // 2]
+            half = median.sagas / 2
             _, paced = run_sagas(make_pets(max(50, args.sagas // 2)), rate=half)
             few = max(100, args.sagas // 3)
             chain_time = time_per_run(lambda: run_chains(few), few, args.workers)
@@ -200,12 +221,14 @@ def main() -> int:
     results = {
         "worker processes": args.workers,
         "sagas": args.sagas,
-        "chain of 3 no-op tasks, per second": round(chains_per_second, 1),
-        "create-order sagas, per second": round(sagas_per_second, 1),
-        "saga / chain throughput": round(sagas_per_second / chains_per_second, 3),
-        "chain of 4 no-op tasks, per second": round(long_chains_per_second, 1),
-        "saga / 4-task chain throughput": round(sagas_per_second / long_chains_per_second, 3),
-        **{f"flat out, {k} ms": round(v * 1000, 1) for k, v in summary(latencies).items()},
+        "saga / chain throughput, each round": ", ".join(f"{r.ratio:.3f}" for r in rounds),
+        "chain of 3 no-op tasks, per second": round(median.chains, 1),
+        "create-order sagas, per second": round(median.sagas, 1),
+        "saga / chain throughput": round(median.ratio, 3),
+        "chain of 4 no-op tasks, per second": round(median.long_chains, 1),
+        "saga / 4-task chain throughput": round(median.sagas / median.long_chains, 3),
+        **{f"flat out, {k} ms": round(v * 1000, 1)
+           for k, v in summary(median.latencies).items()},
         "paced at half rate, sagas per second": round(half, 1),
         **{f"at half rate, {k} ms": round(v * 1000, 1) for k, v in summary(paced).items()},
         **{f"a chain, {k}, ms": round(v, 2) for k, v in chain_time.items()},
