@@ -38,8 +38,9 @@ class Step:
 class SagaDefinition:
     kind: str
     steps: tuple[Step, ...]
-    # Sent (with the saga's id and data) when the saga ends without completing, so that a
-    # participant tells again what the saga left untold to those who follow its events.
+    # Sent (with the saga's id and data) when the saga ends without completing after a step
+    # did its work, so that a participant tells again what the saga left untold to those
+    # who follow its events.
     if_not_completed: str | None = None
 
     def index(self, step_name: str) -> int:

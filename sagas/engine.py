@@ -311,8 +311,13 @@ def _end(session: Session, definition: SagaDefinition, saga: Saga, status: str) 
     saga.deadline_at = None
     saga.ended_at = utcnow()
     saga.version += 1
-    if status != COMPLETED and definition.if_not_completed:
+    if status != COMPLETED and definition.if_not_completed and _changed_anything(saga):
         send_task(session, definition.if_not_completed, saga_id=str(saga.id), data=saga.payload)
+
+
+def _changed_anything(saga: Saga) -> bool:
+    """A step did its work: the saga got past its first step, or it compensated one."""
+    return saga.current_step > 0 or saga.phase == COMPENSATION
 
 
 

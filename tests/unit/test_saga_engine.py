@@ -610,9 +610,26 @@ def test_a_saga_aborted_by_an_operator_sends_its_follow_up(given):
     assert [name for name, _ in trip.told_when_not_completed()] == ["hotels.announce_rooms"]
 
 
+def test_a_saga_refused_at_its_first_step_changed_nothing_and_sends_no_follow_up(given):
+    trip = given(TOLD_TRIP)
+    trip.refuse(HOTEL.name, NoRooms(text()))
+    assert trip.saga.status == COMPENSATED
+    assert trip.told_when_not_completed() == []
+
+
+def test_a_saga_aborted_before_its_first_step_answered_sends_no_follow_up(given):
+    trip = given(TOLD_TRIP)
+    with unit_of_work() as session:
+        engine.abort(session, trip.id)
+    assert trip.saga.status == FAILED
+    assert trip.told_when_not_completed() == []
+
+
 def test_a_saga_without_a_follow_up_sends_none_when_compensated(given):
     trip = given()
-    trip.refuse(HOTEL.name, NoRooms(text()))
+    trip.through(HOTEL.name)
+    trip.refuse(FLIGHT.name, NoSeats(text()))
+    trip.reply(HOTEL.name, phase=COMPENSATION)
     assert trip.saga.status == COMPENSATED
     assert trip.told_when_not_completed() == []
 
