@@ -1,15 +1,19 @@
-"""The baseline's tasks: a bare Celery chain of three no-op tasks, the last one counting."""
+"""The baseline's tasks: a bare Celery chain of no-op tasks, the last one counting; or of
+tasks that each commit one row, as durably as a saga step commits."""
 
 from __future__ import annotations
 
 from functools import cache
 
 import redis
+from sqlalchemy import text
 
+from models.db import unit_of_work
 from petstore.settings import get_settings
 from workers.celery_app import app
 
 DONE_KEY = "bench:chains-done"
+TABLE = "CREATE TABLE IF NOT EXISTS bench_links (id bigserial PRIMARY KEY)"
 
 
 @cache
@@ -17,12 +21,26 @@ def _redis() -> redis.Redis:
     return redis.Redis.from_url(get_settings().redis_url)
 
 
+def create_table() -> None:
+    with unit_of_work() as session:
+        session.execute(text(TABLE))
+
+
+def _commit_row() -> None:
+    with unit_of_work() as session:
+        session.execute(text("INSERT INTO bench_links DEFAULT VALUES"))
+
+
 @app.task(name="bench.noop")
-def noop() -> None:
-    """Does nothing: a chain link."""
+def noop(commit: bool = False) -> None:
+    """A chain link: does nothing, or commits one row."""
+    if commit:
+        _commit_row()
 
 
 @app.task(name="bench.done")
-def done() -> None:
+def done(commit: bool = False) -> None:
     """The chain's last link: counts one finished chain."""
+    if commit:
+        _commit_row()
     _redis().incr(DONE_KEY)

@@ -3,8 +3,9 @@
     .venv/bin/python bench/sagas.py --sagas 1000 --workers 2
 
 One prefork worker (one process per core by default) serves every queue. A round runs a
-bare chain of three no-op tasks, N times, as fast as the worker takes them (and a chain of
-four); then N create-order sagas for N distinct pets, as fast. Rounds repeat (three by
+bare chain of three no-op tasks, N times, as fast as the worker takes them (then a chain
+of four, and a chain of three whose tasks each commit a row as durably as a saga step);
+then N create-order sagas for N distinct pets, as fast. Rounds repeat (three by
 default) and the round with the median saga / chain ratio is reported, so that a burst of
 the machine's other work moves one round, not the figure. Then sagas at half that rate,
 for their latency from start to completion.
@@ -102,13 +103,14 @@ def wait_until(done: callable, count: int, timeout: float = 600) -> float:
     return time.monotonic()
 
 
-def run_chains(count: int, length: int = 3) -> float:
-    """Chains of `length` tasks (no-ops, the last one counting) per second."""
+def run_chains(count: int, length: int = 3, *, commit: bool = False) -> float:
+    """Chains of `length` tasks (no-ops, or each committing a row; the last one counting)
+    per second."""
     from celery import chain
 
     from bench.noop import DONE_KEY, _redis, done, noop
 
-    links = [noop.si() for _ in range(length - 1)] + [done.si()]
+    links = [noop.si(commit=commit) for _ in range(length - 1)] + [done.si(commit=commit)]
     _redis().delete(DONE_KEY)
     started = time.monotonic()
     with ThreadPoolExecutor(CLIENTS) as pool:
@@ -182,6 +184,7 @@ def time_per_run(work: Callable[[], float], runs: int, processes: int) -> dict[s
 class Round:
     chains: float  # three-task chains per second
     long_chains: float  # four-task chains per second
+    committing_chains: float  # three-task chains, each task committing a row, per second
     sagas: float  # sagas per second
     latencies: list[float]  # each saga's seconds from start to completion
 
@@ -194,7 +197,8 @@ def measure_round(count: int) -> Round:
     """Chains, then sagas, back to back: a ratio compares runs seconds apart."""
     chains = run_chains(count)
     long_chains = run_chains(count, length=4)
-    return Round(chains, long_chains, *run_sagas(make_pets(count)))
+    committing_chains = run_chains(count, commit=True)
+    return Round(chains, long_chains, committing_chains, *run_sagas(make_pets(count)))
 
 
 def main() -> int:
@@ -208,7 +212,11 @@ def main() -> int:
     with servers() as env:
         log = Path(env["PETSTORE_DATA_DIR"]) / "worker.log"
         with worker(args.workers, log):
+            from bench.noop import create_table
+
+            create_table()
             run_chains(50)  # warm-up: every pool process has run each kind of task
+            run_chains(50, commit=True)
             run_sagas(make_pets(50))
             rounds = [measure_round(args.sagas) for _ in range(args.rounds)]
             median = sorted(rounds, key=lambda r: r.ratio)[len(rounds) // 2]
@@ -227,6 +235,8 @@ def main() -> int:
         "saga / chain throughput": round(median.ratio, 3),
         "chain of 4 no-op tasks, per second": round(median.long_chains, 1),
         "saga / 4-task chain throughput": round(median.sagas / median.long_chains, 3),
+        "chain of 3 tasks each committing a row, per second": round(median.committing_chains, 1),
+        "saga / committing chain throughput": round(median.sagas / median.committing_chains, 3),
         **{f"flat out, {k} ms": round(v * 1000, 1)
            for k, v in summary(median.latencies).items()},
         "paced at half rate, sagas per second": round(half, 1),
