@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -51,7 +52,8 @@ def worker(concurrency: int, log: Path, queues: str = "pets,photos,orders,invent
         [sys.executable, "-m", "celery", "-A", "workers", "worker", "--queues", queues,
          "--include", "bench.noop", "--concurrency", str(concurrency), "--hostname", name,
          "--without-gossip", "--without-mingle", "--loglevel", "WARNING"],
-        cwd=ROOT, env={**os.environ}, stdout=log.open("ab"), stderr=subprocess.STDOUT)
+        cwd=ROOT, env={**os.environ}, stdout=log.open("ab"), stderr=subprocess.STDOUT,
+        start_new_session=True)  # its own process group, to be killed whole
     try:
         deadline = time.monotonic() + 60
         while not app.control.ping(destination=[name], timeout=0.5):
@@ -63,7 +65,7 @@ def worker(concurrency: int, log: Path, queues: str = "pets,photos,orders,invent
         try:
             process.wait(30)
         except subprocess.TimeoutExpired:  # still busy with a backlog it need not finish
-            process.kill()
+            os.killpg(process.pid, signal.SIGKILL)  # its pool children too: none is orphaned
             process.wait()
 
 

@@ -64,7 +64,7 @@ class WorkerProcess:
             self.process.terminate()
             try:
                 self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
+            except subprocess.TimeoutExpired:  # the whole group: no pool child is orphaned
+                os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
         self._log.close()
