@@ -6,11 +6,12 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import selectinload
 
 from models.db import unit_of_work
 from models.order import get_order
+from models.outbox import OutboxMessage
 from models.saga import Saga
 from tests.support.system import settled
 from tests.support.waiting import eventually
@@ -59,6 +60,14 @@ def step_holds_its_transaction_open(table: str) -> bool:
         return bool(session.scalar(text(
             "SELECT count(*) FROM pg_stat_activity WHERE state = 'idle in transaction' "
             "AND query LIKE :table"), {"table": f"%{table}%"}))
+
+
+def commands_unsent(saga_id: str) -> int:
+    """This saga's commands in the outbox that the relay has not marked sent."""
+    with unit_of_work() as session:
+        return session.scalar(select(func.count()).select_from(OutboxMessage).where(
+            OutboxMessage.payload["saga_id"].astext == saga_id,
+            OutboxMessage.sent_at.is_(None)))
 
 
 def settled_saga(saga_id: str) -> Saga:
@@ -155,7 +164,10 @@ def test_a_worker_killed_mid_step_is_recovered_by_the_sweeper(
     pet = add_pet(client, owner)
     response = order(client, customer, pet, Prefer="respond-async")
     saga_id = response.json["sagaId"]
-    eventually(lambda: step_holds_its_transaction_open("inventory_pets"))
+    # Mid-step, and the step's command marked sent: only the sweeper can bring it back
+    # (an unmarked one the relay would send again, a recovery of its own).
+    eventually(lambda: step_holds_its_transaction_open("inventory_pets")
+               and commands_unsent(saga_id) == 0)
     doomed.kill()  # a real SIGKILL to the worker and its children, mid-step
 
     faulty_worker("")  # a healthy worker, whose beat runs the sweeper
