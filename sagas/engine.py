@@ -320,7 +320,6 @@ def _changed_anything(saga: Saga) -> bool:
     return saga.current_step > 0 or saga.phase == COMPENSATION
 
 
-
 class SagaStateError(Exception):
     """An operator's command that does not fit the saga's state."""
 

@@ -96,7 +96,7 @@ def announce_pet(session: Session, pet_id: int) -> bool:
     pet = session.get(Pet, pet_id)
     if pet is None:
         return False
-    publish(session, PetUpdated(pet_id=pet.id, status=pet.status, version=pet.version))
+    _announce(session, pet, PetUpdated, ())
     return True
 
 
