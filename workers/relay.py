@@ -15,7 +15,7 @@ from datetime import timedelta
 from kombu import Connection
 from kombu.exceptions import KombuError
 from redis.exceptions import RedisError
-from sqlalchemy import event, select, text, update
+from sqlalchemy import bindparam, event, func, select, text, update
 from sqlalchemy.engine import Connection as DatabaseConnection
 from sqlalchemy.orm import Session
 
@@ -68,11 +68,16 @@ def _publish(messages: Sequence[OutboxMessage]) -> tuple[list[int], str | None]:
     return sent, None
 
 
+# Built once: building a statement costs a step more than running this one does.
+MARK_SENT = update(OutboxMessage).where(
+    OutboxMessage.id.in_(bindparam("sent", expanding=True)),
+    OutboxMessage.sent_at.is_(None)).values(sent_at=func.now())
+
+
 def _mark(connection: Session | DatabaseConnection, sent: list[int], failed: int | None,
           error: str | None) -> None:
     if sent:
-        connection.execute(update(OutboxMessage).where(
-            OutboxMessage.id.in_(sent), OutboxMessage.sent_at.is_(None)).values(sent_at=utcnow()))
+        connection.execute(MARK_SENT, {"sent": sent})
     if failed is not None:
         connection.execute(update(OutboxMessage).where(OutboxMessage.id == failed).values(
             attempts=OutboxMessage.attempts + 1, last_error=error))
