@@ -41,21 +41,22 @@ RESERVE = ("UPDATE pets SET status = 'pending', order_id = %(order)s, version = 
 MESSAGES = ("INSERT INTO outbox (message_id, kind, name, payload, created_at, attempts) VALUES "
             "(gen_random_uuid(), 'event', 'PET_RESERVED', CAST(%(event)s AS jsonb), now(), 0), "
             "(gen_random_uuid(), 'task', 'orders.place_order', CAST(%(command)s AS jsonb), "
-            "now(), 0) RETURNING id, message_id, kind, name, payload")
+            "now(), 0) RETURNING message_id, kind, name, payload")
 LOG = ("INSERT INTO saga_steps (saga_id, step, step_index, phase, attempt, status, task_name, "
        "task_id, started_at, ended_at) VALUES (%(saga)s, 'reserve_pet', 0, 'action', 1, "
        "'succeeded', 'pets.reserve_pet', %(task)s, now(), now())")
 ADVANCE = ("UPDATE sagas SET current_step = 1, attempt = 0, sweeps = 0, "
            "payload = CAST(%(payload)s AS jsonb), version = version + 2, "
            "deadline_at = %(deadline)s, updated_at = now() WHERE id = %(saga)s")
-MARK = "UPDATE outbox SET sent_at = now() WHERE id = ANY(%(ids)s) AND sent_at IS NULL"
+MARK = ("UPDATE outbox SET sent_at = now() WHERE message_id = ANY(%(ids)s) "
+        "AND sent_at IS NULL")
 
 
 def reserve_by_hand(execute: Execute, mark: Execute, saga_id: uuid.UUID) -> None:
     """The engine's statements for this step, in one transaction (`execute`'s), then the
     relay's publish and its autocommit mark."""
     from models.db import utcnow
-    from models.outbox import OutboxMessage
+    from models.outbox import Message
     from workers.relay import _publish
 
     payload = execute(LOCK, {"saga": saga_id})[0][0]
@@ -69,8 +70,7 @@ def reserve_by_hand(execute: Execute, mark: Execute, saga_id: uuid.UUID) -> None
     execute(ADVANCE, {"saga": saga_id, "payload": json.dumps({**payload, "pet_version": version}),
                       "deadline": utcnow() + timedelta(seconds=30)})
     execute("COMMIT", {})
-    sent, _ = _publish([OutboxMessage(id=i, message_id=m, kind=k, name=n, payload=p)
-                        for i, m, k, n, p in rows])
+    sent, _ = _publish([Message(k, n, p, m) for m, k, n, p in rows])
     mark(MARK, {"ids": sent})
 
 

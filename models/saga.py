@@ -6,11 +6,24 @@ Shared infrastructure like the outbox: the engine in `sagas/` is the only writer
 from __future__ import annotations
 
 import uuid
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import DateTime, ForeignKey, Index, String, Text, text
+from sqlalchemy import (
+    DateTime,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    bindparam,
+    insert,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from models.db import Base, utcnow
@@ -84,3 +97,60 @@ class Saga(Base):
         Index("uq_sagas_idempotency", "started_by", "idempotency_key", unique=True,
               postgresql_where=text("idempotency_key IS NOT NULL")),
     )
+
+
+# The engine reads and writes a saga's state as one row under its lock, with statements
+# built once: a step's transaction runs no ORM flush for it.
+SAGAS = Saga.__table__
+CHANGING = ("status", "payload", "current_step", "phase", "attempt", "sweeps", "version",
+            "error", "error_code", "deadline_at", "ended_at")
+_STATE_COLUMNS = (SAGAS.c.id, SAGAS.c.kind, *(SAGAS.c[name] for name in CHANGING))
+
+
+@dataclass
+class SagaState:
+    """A saga's state, as the engine holds it while the saga's row is locked."""
+
+    id: uuid.UUID
+    kind: str
+    status: str = RUNNING
+    payload: dict[str, Any] = field(default_factory=dict)
+    current_step: int = 0
+    phase: str = ACTION
+    attempt: int = 0
+    sweeps: int = 0
+    version: int = 0
+    error: str | None = None
+    error_code: str | None = None
+    deadline_at: datetime | None = None
+    ended_at: datetime | None = None
+
+
+LOCK = select(*_STATE_COLUMNS).where(SAGAS.c.id == bindparam("saga_id")).with_for_update()
+SAVE = update(SAGAS).where(SAGAS.c.id == bindparam("saga_id")).values(
+    {name: bindparam(f"new_{name}") for name in CHANGING})
+CREATE = insert(SAGAS)
+
+
+def lock(connection: Connection, saga_id: uuid.UUID) -> SagaState | None:
+    """The saga's state, its row locked until the transaction ends; None if there is none."""
+    row = connection.execute(LOCK, {"saga_id": saga_id}).one_or_none()
+    return None if row is None else SagaState(**row._mapping)
+
+
+def lock_overdue(connection: Connection, limit: int) -> list[SagaState]:
+    """Sagas in flight past their deadline, locked; those locked by others are skipped."""
+    rows = connection.execute(
+        select(*_STATE_COLUMNS).where(SAGAS.c.status.in_(IN_FLIGHT), SAGAS.c.deadline_at < utcnow())
+        .order_by(SAGAS.c.deadline_at).limit(limit).with_for_update(skip_locked=True))
+    return [SagaState(**row._mapping) for row in rows]
+
+
+def save(connection: Connection, saga: SagaState) -> None:
+    connection.execute(SAVE, {"saga_id": saga.id,
+                              **{f"new_{name}": getattr(saga, name) for name in CHANGING}})
+
+
+def create(connection: Connection, saga: SagaState, **fields: Any) -> None:
+    """Store a new saga; `fields` are the columns the engine never changes."""
+    connection.execute(CREATE, {**asdict(saga), **fields})

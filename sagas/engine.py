@@ -8,15 +8,17 @@ and writes the next command to the outbox in the same commit.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import astuple, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Update, func, select, text, update
+from sqlalchemy import ColumnElement, Update, func, insert, select, text, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
+from models import saga as saga_log
 from models.db import utcnow
 from models.outbox import send_task
 from models.saga import (
@@ -28,7 +30,7 @@ from models.saga import (
     FAILED,
     IN_FLIGHT,
     RUNNING,
-    Saga,
+    SagaState,
     SagaStep,
 )
 from petstore.settings import get_settings
@@ -70,12 +72,12 @@ class Refused(Exception):
 
 def start(session: Session, definition: SagaDefinition, payload: dict[str, Any], *,
           started_by: int | None = None, idempotency_key: str | None = None,
-          request_hash: str | None = None) -> Saga:
+          request_hash: str | None = None) -> SagaState:
     """Store a new saga and dispatch its first step when the transaction commits."""
-    saga = Saga(id=uuid.uuid4(), kind=definition.kind, payload=payload, started_by=started_by,
-                idempotency_key=idempotency_key, request_hash=request_hash, version=0)
-    session.add(saga)
+    saga = SagaState(id=uuid.uuid4(), kind=definition.kind, payload=payload)
     _dispatch(session, saga, 0, ACTION)
+    saga_log.create(session.connection(), saga, started_by=started_by,
+                    idempotency_key=idempotency_key, request_hash=request_hash)
     return saga
 
 
@@ -88,9 +90,11 @@ def begin_attempt(session: Session, delivery: Delivery) -> int | None:
     # Losing this record in a crash costs one uncounted attempt, never an effect: it
     # need not wait for the disk.
     session.execute(text("SET LOCAL synchronous_commit = off"))
-    saga = _current(session, delivery)
-    if saga is None:
-        return None
+    with _waiting(session, delivery) as saga:
+        return None if saga is None else _begin(session, delivery, saga)
+
+
+def _begin(session: Session, delivery: Delivery, saga: SagaState) -> int | None:
     definition = definition_of(saga.kind)
     _close_running(session, saga, "lost", "the worker stopped before answering")
     if saga.attempt >= _policy(definition, saga).attempts:
@@ -101,7 +105,7 @@ def begin_attempt(session: Session, delivery: Delivery) -> int | None:
     saga.attempt += 1
     saga.deadline_at = now + timedelta(seconds=definition.steps[saga.current_step].timeout)
     saga.version += 1
-    session.add(_attempt_row(saga, delivery, "running", started_at=now))
+    _log_attempt(session, saga, delivery, "running", started_at=now)
     return saga.attempt
 
 
@@ -112,43 +116,48 @@ def finish_attempt(session: Session, delivery: Delivery, action: Action) -> bool
     A business refusal raises Refused and any other error propagates: either way the
     transaction rolls back, and `refuse_attempt` or `fail_attempt` records what happened.
     """
-    saga = _current(session, delivery)
-    if saga is None:
-        return False
-    if delivery.attempt is None and saga.attempt:
-        raise CountFirst(f"{delivery.step} {delivery.phase}: attempt {saga.attempt + 1}")
-    definition = definition_of(saga.kind)
-    try:
-        reply = action(saga.payload) or {}
-    except Exception as exc:
-        if _is_refusal(definition.steps[saga.current_step], delivery.phase, exc):
-            raise Refused(type(exc).__name__, str(exc)) from exc
-        raise
-    _counted(saga, delivery)  # after the action: its statements need not flush the saga
-    _record(session, saga, delivery, "succeeded")
-    saga.payload = {**saga.payload, **reply}
-    _advance(session, definition, saga)
-    return True
+    with _waiting(session, delivery) as saga:
+        if saga is None:
+            return False
+        if delivery.attempt is None and saga.attempt:
+            raise CountFirst(f"{delivery.step} {delivery.phase}: attempt {saga.attempt + 1}")
+        definition = definition_of(saga.kind)
+        try:
+            reply = action(saga.payload) or {}
+        except Exception as exc:
+            if _is_refusal(definition.steps[saga.current_step], delivery.phase, exc):
+                raise Refused(type(exc).__name__, str(exc)) from exc
+            raise
+        _counted(saga, delivery)
+        _record(session, saga, delivery, "succeeded")
+        saga.payload = {**saga.payload, **reply}
+        _advance(session, definition, saga)
+        return True
 
 
 def refuse_attempt(session: Session, delivery: Delivery, refusal: Refused) -> bool:
     """Record a business refusal and turn the saga back; False when the saga no longer
     waits for this delivery (another one of the same step answered first)."""
-    saga = _current(session, delivery)
-    if saga is None or not _counted(saga, delivery):
-        return False
-    _record(session, saga, delivery, "refused", str(refusal))
-    saga.error = f"{delivery.step} refused: {refusal.message}"
-    saga.error_code = refusal.code
-    _turn_back(session, definition_of(saga.kind), saga)
-    return True
+    with _waiting(session, delivery) as saga:
+        if saga is None or not _counted(saga, delivery):
+            return False
+        _record(session, saga, delivery, "refused", str(refusal))
+        saga.error = f"{delivery.step} refused: {refusal.message}"
+        saga.error_code = refusal.code
+        _turn_back(session, definition_of(saga.kind), saga)
+        return True
 
 
 def fail_attempt(session: Session, delivery: Delivery, error: str) -> float | None:
     """Record a transient failure; seconds until the retry, or None when giving up."""
-    saga = _current(session, delivery)
-    if saga is None or not _counted(saga, delivery):
-        return None
+    with _waiting(session, delivery) as saga:
+        if saga is None or not _counted(saga, delivery):
+            return None
+        return _fail(session, delivery, saga, error)
+
+
+def _fail(session: Session, delivery: Delivery, saga: SagaState,
+          error: str) -> float | None:
     definition = definition_of(saga.kind)
     _record(session, saga, delivery, "failed", error, supersede=False)
     if delivery.attempt is not None and delivery.attempt < saga.attempt:
@@ -167,10 +176,7 @@ def fail_attempt(session: Session, delivery: Delivery, error: str) -> float | No
 
 def sweep(session: Session) -> int:
     """Dispatch again the current step of every saga past its deadline."""
-    overdue = session.scalars(
-        select(Saga).where(Saga.status.in_(IN_FLIGHT), Saga.deadline_at < utcnow())
-        .order_by(Saga.deadline_at).limit(SWEEP_BATCH).with_for_update(skip_locked=True)
-    ).all()
+    overdue = saga_log.lock_overdue(session.connection(), SWEEP_BATCH)
     for saga in overdue:
         definition = definition_of(saga.kind)
         if saga.sweeps >= _policy(definition, saga).attempts:
@@ -179,20 +185,33 @@ def sweep(session: Session) -> int:
         else:
             saga.sweeps += 1
             _send(session, definition, saga)
+        saga_log.save(session.connection(), saga)
     return len(overdue)
 
 
-def _current(session: Session, delivery: Delivery) -> Saga | None:
-    """The locked saga, if this step and phase is what it waits for."""
-    saga = session.get(Saga, uuid.UUID(delivery.saga_id), with_for_update=True,
-                       populate_existing=True)
-    if saga is None or saga.status not in IN_FLIGHT or saga.phase != delivery.phase:
-        return None
-    steps = definition_of(saga.kind).steps
-    return saga if steps[saga.current_step].name == delivery.step else None
+@contextmanager
+def _waiting(session: Session, delivery: Delivery) -> Iterator[SagaState | None]:
+    """The locked saga, if this step and phase is what it waits for; what the block
+    changes in it is saved when the block ends (an error leaves it to the rollback)."""
+    saga = saga_log.lock(session.connection(), uuid.UUID(delivery.saga_id))
+    if saga is None or saga.status not in IN_FLIGHT or saga.phase != delivery.phase or (
+            definition_of(saga.kind).steps[saga.current_step].name != delivery.step):
+        yield None
+        return
+    with _saved(session, saga):
+        yield saga
 
 
-def _counted(saga: Saga, delivery: Delivery) -> bool:
+@contextmanager
+def _saved(session: Session, saga: SagaState) -> Iterator[SagaState]:
+    """Save the saga's state when the block ends, if the block changed it."""
+    before = astuple(saga)
+    yield saga
+    if astuple(saga) != before:
+        saga_log.save(session.connection(), saga)
+
+
+def _counted(saga: SagaState, delivery: Delivery) -> bool:
     """Count a first delivery whose count rolled back with its work; False when another
     delivery of the step was counted meanwhile (that one decides)."""
     if delivery.attempt is not None:
@@ -209,7 +228,7 @@ def _is_refusal(step: Step, phase: str, exc: Exception) -> bool:
                                 or isinstance(exc, InjectedFailure))
 
 
-def _policy(definition: SagaDefinition, saga: Saga) -> Retry:
+def _policy(definition: SagaDefinition, saga: SagaState) -> Retry:
     step = definition.steps[saga.current_step]
     return step.retry if saga.phase == ACTION else step.compensation_retry
 
@@ -218,53 +237,61 @@ def _task_name(step: Step, phase: str) -> str:
     return step.action if phase == ACTION else step.compensation  # type: ignore[return-value]
 
 
-def _of_current_step(saga: Saga) -> tuple[ColumnElement[bool], ...]:
+def _of_current_step(saga: SagaState) -> tuple[ColumnElement[bool], ...]:
     return (SagaStep.saga_id == saga.id, SagaStep.step_index == saga.current_step,
             SagaStep.phase == saga.phase)
 
 
-def _attempts(saga: Saga) -> Update:
+def _attempts(saga: SagaState) -> Update:
     return update(SagaStep).where(*_of_current_step(saga))
 
 
-def _close_running(session: Session, saga: Saga, status: str, error: str) -> None:
-    session.execute(_attempts(saga).where(SagaStep.status == "running")
+def _close_running(session: Session, saga: SagaState, status: str, error: str) -> None:
+    session.connection().execute(_attempts(saga).where(SagaStep.status == "running")
                     .values(status=status, error=error, ended_at=utcnow()))
 
 
-def _attempt_row(saga: Saga, delivery: Delivery, status: str, **fields: Any) -> SagaStep:
+# Built once, and sent on the transaction's connection, not flushed by the ORM: a step
+# writes one per answer, and the saga's own changes need not be flushed before it.
+LOG_ATTEMPT = insert(SagaStep.__table__)
+
+
+def _log_attempt(session: Session, saga: SagaState, delivery: Delivery, status: str, *,
+                 started_at: datetime, ended_at: datetime | None = None,
+                 error: str | None = None) -> None:
     step = definition_of(saga.kind).steps[saga.current_step]
-    return SagaStep(saga_id=saga.id, step=delivery.step, step_index=saga.current_step,
-                    phase=delivery.phase, attempt=saga.attempt, status=status,
-                    task_id=delivery.task_id, task_name=_task_name(step, delivery.phase),
-                    **fields)
+    session.connection().execute(LOG_ATTEMPT, {
+        "saga_id": saga.id, "step": delivery.step, "step_index": saga.current_step,
+        "phase": delivery.phase, "attempt": saga.attempt, "status": status,
+        "task_id": delivery.task_id, "task_name": _task_name(step, delivery.phase),
+        "error": error, "started_at": started_at, "ended_at": ended_at})
 
 
-def _record(session: Session, saga: Saga, delivery: Delivery, status: str,
+def _record(session: Session, saga: SagaState, delivery: Delivery, status: str,
             error: str | None = None, *, supersede: bool = True) -> None:
     """Write the attempt's outcome; with `supersede`, close the step's other attempts."""
     now = utcnow()
     if delivery.attempt is None:  # counted just now: its row is new
-        session.add(_attempt_row(saga, delivery, status, error=error,
-                                 started_at=delivery.started_at, ended_at=now))
+        _log_attempt(session, saga, delivery, status, error=error,
+                     started_at=delivery.started_at, ended_at=now)
     else:
         # Attempt numbers start again when an operator retries the step: the newest row
         # with this number is this delivery's.
         row = select(func.max(SagaStep.id)).where(
             *_of_current_step(saga), SagaStep.attempt == delivery.attempt).scalar_subquery()
-        session.execute(update(SagaStep).where(SagaStep.id == row)
+        session.connection().execute(update(SagaStep).where(SagaStep.id == row)
                         .values(status=status, error=error, ended_at=now))
     if supersede and saga.attempt > 1:
         _close_running(session, saga, "superseded",
                        f"attempt {delivery.attempt or saga.attempt} answered first")
 
 
-def _dispatch(session: Session, saga: Saga, index: int, phase: str) -> None:
+def _dispatch(session: Session, saga: SagaState, index: int, phase: str) -> None:
     saga.current_step, saga.phase, saga.attempt, saga.sweeps = index, phase, 0, 0
     _send(session, definition_of(saga.kind), saga)
 
 
-def _send(session: Session, definition: SagaDefinition, saga: Saga) -> None:
+def _send(session: Session, definition: SagaDefinition, saga: SagaState) -> None:
     step = definition.steps[saga.current_step]
     saga.deadline_at = utcnow() + timedelta(seconds=step.timeout)
     saga.version += 1
@@ -272,7 +299,7 @@ def _send(session: Session, definition: SagaDefinition, saga: Saga) -> None:
               phase=saga.phase)
 
 
-def _advance(session: Session, definition: SagaDefinition, saga: Saga) -> None:
+def _advance(session: Session, definition: SagaDefinition, saga: SagaState) -> None:
     if saga.phase == ACTION:
         if saga.current_step + 1 < len(definition.steps):
             _dispatch(session, saga, saga.current_step + 1, ACTION)
@@ -282,13 +309,13 @@ def _advance(session: Session, definition: SagaDefinition, saga: Saga) -> None:
         _compensate_before(session, definition, saga, saga.current_step)
 
 
-def _turn_back(session: Session, definition: SagaDefinition, saga: Saga) -> None:
+def _turn_back(session: Session, definition: SagaDefinition, saga: SagaState) -> None:
     """The current step did nothing; undo the steps before it, last first."""
     saga.status = COMPENSATING
     _compensate_before(session, definition, saga, saga.current_step)
 
 
-def _compensate_before(session: Session, definition: SagaDefinition, saga: Saga,
+def _compensate_before(session: Session, definition: SagaDefinition, saga: SagaState,
                        index: int) -> None:
     for earlier in range(index - 1, -1, -1):
         if definition.steps[earlier].compensation:
@@ -297,7 +324,7 @@ def _compensate_before(session: Session, definition: SagaDefinition, saga: Saga,
     _end(session, definition, saga, COMPENSATED)
 
 
-def _give_up(session: Session, definition: SagaDefinition, saga: Saga, error: str) -> None:
+def _give_up(session: Session, definition: SagaDefinition, saga: SagaState, error: str) -> None:
     _close_running(session, saga, "lost", "no answer before the saga gave up on the step")
     saga.error = error
     if saga.phase == ACTION:
@@ -306,7 +333,7 @@ def _give_up(session: Session, definition: SagaDefinition, saga: Saga, error: st
         _end(session, definition, saga, FAILED)
 
 
-def _end(session: Session, definition: SagaDefinition, saga: Saga, status: str) -> None:
+def _end(session: Session, definition: SagaDefinition, saga: SagaState, status: str) -> None:
     saga.status = status
     saga.deadline_at = None
     saga.ended_at = utcnow()
@@ -315,7 +342,7 @@ def _end(session: Session, definition: SagaDefinition, saga: Saga, status: str) 
         send_task(session, definition.if_not_completed, saga_id=str(saga.id), data=saga.payload)
 
 
-def _changed_anything(saga: Saga) -> bool:
+def _changed_anything(saga: SagaState) -> bool:
     """A step did its work: the saga got past its first step, or it compensated one."""
     return saga.current_step > 0 or saga.phase == COMPENSATION
 
@@ -324,7 +351,10 @@ class SagaStateError(Exception):
     """An operator's command that does not fit the saga's state."""
 
 
-def _operated(session: Session, saga_id: str, allowed: tuple[str, ...], command: str) -> Saga:
+@contextmanager
+def _operated(session: Session, saga_id: str, allowed: tuple[str, ...],
+              command: str) -> Iterator[SagaState]:
+    """The locked saga an operator's command acts on; saved when the command is done."""
     try:
         key = uuid.UUID(saga_id)
     except ValueError:
@@ -332,7 +362,7 @@ def _operated(session: Session, saga_id: str, allowed: tuple[str, ...], command:
     # A step holds the saga's lock while it runs: wait a little for it, not forever.
     session.execute(text("SET LOCAL lock_timeout = '5s'"))
     try:
-        saga = session.get(Saga, key, with_for_update=True, populate_existing=True)
+        saga = saga_log.lock(session.connection(), key)
     except OperationalError as exc:
         raise SagaStateError(f"saga {saga_id} is busy: one of its steps is running; "
                              "try again in a moment") from exc
@@ -341,34 +371,35 @@ def _operated(session: Session, saga_id: str, allowed: tuple[str, ...], command:
     if saga.status not in allowed:
         raise SagaStateError(f"saga {saga_id} is {saga.status}: {command} needs a saga that "
                              f"is {' or '.join(allowed)}")
-    return saga
+    with _saved(session, saga):
+        yield saga
 
 
-def retry(session: Session, saga_id: str) -> Saga:
+def retry(session: Session, saga_id: str) -> SagaState:
     """Run a failed saga's stuck step again with a fresh budget; the saga goes on."""
-    saga = _operated(session, saga_id, (FAILED,), "retry")
-    saga.status = RUNNING if saga.phase == ACTION else COMPENSATING
-    saga.ended_at = None
-    _dispatch(session, saga, saga.current_step, saga.phase)
+    with _operated(session, saga_id, (FAILED,), "retry") as saga:
+        saga.status = RUNNING if saga.phase == ACTION else COMPENSATING
+        saga.ended_at = None
+        _dispatch(session, saga, saga.current_step, saga.phase)
     return saga
 
 
-def compensate(session: Session, saga_id: str) -> Saga:
+def compensate(session: Session, saga_id: str) -> SagaState:
     """Undo a running (or failed, not yet compensating) saga's completed steps now."""
-    saga = _operated(session, saga_id, (RUNNING, FAILED), "compensate")
-    if saga.phase != ACTION:
-        raise SagaStateError(f"saga {saga_id} was already compensating: use retry")
-    _close_running(session, saga, "lost", "the operator compensated the saga")
-    saga.error = saga.error or "compensated by an operator"
-    saga.ended_at = None
-    _turn_back(session, definition_of(saga.kind), saga)
+    with _operated(session, saga_id, (RUNNING, FAILED), "compensate") as saga:
+        if saga.phase != ACTION:
+            raise SagaStateError(f"saga {saga_id} was already compensating: use retry")
+        _close_running(session, saga, "lost", "the operator compensated the saga")
+        saga.error = saga.error or "compensated by an operator"
+        saga.ended_at = None
+        _turn_back(session, definition_of(saga.kind), saga)
     return saga
 
 
-def abort(session: Session, saga_id: str) -> Saga:
+def abort(session: Session, saga_id: str) -> SagaState:
     """Stop a saga where it is, as failed: nothing more runs and nothing is undone."""
-    saga = _operated(session, saga_id, IN_FLIGHT, "abort")
-    _close_running(session, saga, "lost", "the operator aborted the saga")
-    saga.error = "aborted by an operator" + (f" after: {saga.error}" if saga.error else "")
-    _end(session, definition_of(saga.kind), saga, FAILED)
+    with _operated(session, saga_id, IN_FLIGHT, "abort") as saga:
+        _close_running(session, saga, "lost", "the operator aborted the saga")
+        saga.error = "aborted by an operator" + (f" after: {saga.error}" if saga.error else "")
+        _end(session, definition_of(saga.kind), saga, FAILED)
     return saga

@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection as DatabaseConnection
 from sqlalchemy.orm import Session
 
 from models.db import bookkeeping_engine, unit_of_work, utcnow
-from models.outbox import PENDING_KEY, OutboxMessage
+from models.outbox import PENDING_KEY, Message, OutboxMessage
 from petstore.settings import get_settings
 from workers.bus import subscribers
 from workers.celery_app import app
@@ -31,7 +31,7 @@ LEFT_BEHIND = 2  # seconds after which the periodic relay takes a message over
 BROKER_ERRORS = (KombuError, RedisError, OSError)
 
 
-def _deliveries(message: OutboxMessage) -> list[tuple[str, dict, str]]:
+def _deliveries(message: Message | OutboxMessage) -> list[tuple[str, dict, str]]:
     """(task name, kwargs, stable task id) for each delivery the message makes."""
     if message.kind == "task":
         return [(message.name, message.payload, str(message.message_id))]
@@ -50,17 +50,18 @@ def broker() -> Iterator[Connection]:
         yield connection
 
 
-def _publish(messages: Sequence[OutboxMessage]) -> tuple[list[int], str | None]:
-    """Send messages in order until the broker fails: (ids sent, the error if it did)."""
+def _publish(messages: Sequence[Message | OutboxMessage]) -> tuple[list[uuid.UUID], str | None]:
+    """Send messages in order until the broker fails: (message ids sent, the error if it
+    did)."""
     copies = 2 if get_settings().duplicate_deliveries else 1
-    sent: list[int] = []
+    sent: list[uuid.UUID] = []
     try:
         with broker() as connection:
             for message in messages:
                 for name, kwargs, task_id in _deliveries(message) * copies:
                     app.send_task(name, kwargs=kwargs, task_id=task_id, retry=False,
                                   connection=connection)
-                sent.append(message.id)
+                sent.append(message.message_id)
     except BROKER_ERRORS as exc:
         log.warning("outbox relay: broker unavailable, %d left pending: %s",
                     len(messages) - len(sent), exc)
@@ -70,23 +71,23 @@ def _publish(messages: Sequence[OutboxMessage]) -> tuple[list[int], str | None]:
 
 # Built once: building a statement costs a step more than running this one does.
 MARK_SENT = update(OutboxMessage).where(
-    OutboxMessage.id.in_(bindparam("sent", expanding=True)),
+    OutboxMessage.message_id.in_(bindparam("sent", expanding=True)),
     OutboxMessage.sent_at.is_(None)).values(sent_at=func.now())
 
 
-def _mark(connection: Session | DatabaseConnection, sent: list[int], failed: int | None,
-          error: str | None) -> None:
+def _mark(connection: Session | DatabaseConnection, sent: list[uuid.UUID],
+          failed: uuid.UUID | None, error: str | None) -> None:
     if sent:
         connection.execute(MARK_SENT, {"sent": sent})
     if failed is not None:
-        connection.execute(update(OutboxMessage).where(OutboxMessage.id == failed).values(
+        connection.execute(update(OutboxMessage).where(OutboxMessage.message_id == failed).values(
             attempts=OutboxMessage.attempts + 1, last_error=error))
 
 
-def relay_committed(messages: Sequence[OutboxMessage]) -> int:
+def relay_committed(messages: Sequence[Message]) -> int:
     """Send a just-committed transaction's messages, already in memory."""
     sent, error = _publish(messages)
-    failed = messages[len(sent)].id if error else None
+    failed = messages[len(sent)].message_id if error else None
     # Losing this write in a crash only sends those messages again, with the same ids.
     with bookkeeping_engine().connect() as connection:
         _mark(connection, sent, failed, error)
@@ -105,7 +106,7 @@ def relay() -> int:
                    OutboxMessage.created_at < utcnow() - timedelta(seconds=LEFT_BEHIND))
             .order_by(OutboxMessage.id).limit(BATCH).with_for_update(skip_locked=True)).all()
         sent, error = _publish(messages)
-        _mark(session, sent, messages[len(sent)].id if error else None, error)
+        _mark(session, sent, messages[len(sent)].message_id if error else None, error)
         return len(sent)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import func, select
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.dialects.postgresql import Insert, insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
@@ -11,17 +11,24 @@ from models.events import PET_STATUSES
 from models.inventory.tables import InventoryPet
 
 
-def apply_pet_status(session: Session | Connection, pet_id: int, status: str | None,
+def _apply_news() -> Insert:
+    news = insert(InventoryPet.__table__)  # pet_id, status and version come with each call
+    return news.on_conflict_do_update(
+        index_elements=[InventoryPet.pet_id],
+        set_={"status": news.excluded.status, "version": news.excluded.version},
+        where=InventoryPet.version < news.excluded.version,
+    ).returning(InventoryPet.pet_id)
+
+
+# Built once: every pet event and every order saga's last step runs it.
+APPLY_NEWS = _apply_news()
+
+
+def apply_pet_status(connection: Connection, pet_id: int, status: str | None,
                      version: int) -> bool:
     """Record the pet's status as of `version`; False when we already knew newer news."""
-    stmt = insert(InventoryPet).values(pet_id=pet_id, status=status, version=version)
-    applied = session.execute(
-        stmt.on_conflict_do_update(
-            index_elements=[InventoryPet.pet_id],
-            set_={"status": stmt.excluded.status, "version": stmt.excluded.version},
-            where=InventoryPet.version < stmt.excluded.version,
-        ).returning(InventoryPet.pet_id)
-    ).first()
+    applied = connection.execute(
+        APPLY_NEWS, {"pet_id": pet_id, "status": status, "version": version}).first()
     return applied is not None
 
 

@@ -46,15 +46,17 @@ def next_order_id(session: Session) -> int:
     return session.execute(order_ids.next_value()).scalar_one()
 
 
+# Built once, and sent on the transaction's connection: every order's saga runs it.
+PLACE = (insert(Order.__table__).on_conflict_do_nothing(index_elements=[Order.id])
+         .returning(Order.id))
+
+
 def place_order(session: Session, *, order_id: int, pet_id: int, customer_id: int,
                 quantity: int = 1, ship_date: datetime | None = None) -> None:
     """Create the order as `placed`; placing it again changes nothing."""
-    placed = session.execute(
-        insert(Order).values(id=order_id, pet_id=pet_id, customer_id=customer_id,
-                             quantity=quantity, ship_date=ship_date, status=PLACED,
-                             complete=False)
-        .on_conflict_do_nothing(index_elements=[Order.id]).returning(Order.id)
-    ).first()
+    placed = session.connection().execute(PLACE, {
+        "id": order_id, "pet_id": pet_id, "customer_id": customer_id, "quantity": quantity,
+        "ship_date": ship_date, "status": PLACED, "complete": False}).first()
     if placed:
         publish(session, OrderPlaced(order_id=order_id, pet_id=pet_id))
 

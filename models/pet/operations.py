@@ -165,14 +165,16 @@ def delete_pet(session: Session, pet_id: int) -> None:
     publish(session, PetDeleted(pet_id=pet_id, status=None, version=deleted.version + 1))
 
 
+# Built once, and sent on the transaction's connection: every order's saga runs it.
+RESERVE = (update(Pet.__table__).where(Pet.id == bindparam("pet"), Pet.status == AVAILABLE)
+           .values(status=PENDING, order_id=bindparam("order"), version=Pet.version + 1)
+           .returning(Pet.version))
+
+
 def reserve_pet(session: Session, pet_id: int, order_id: int) -> int:
     """available -> pending for this order, in one statement: of many racing orders
     exactly one wins. Returns the pet's new version."""
-    reserved = session.execute(
-        update(Pet).where(Pet.id == pet_id, Pet.status == AVAILABLE)
-        .values(status=PENDING, order_id=order_id, version=Pet.version + 1)
-        .returning(Pet.version)
-    ).first()
+    reserved = session.connection().execute(RESERVE, {"pet": pet_id, "order": order_id}).first()
     if reserved is None:
         raise PetNotAvailable(pet_id, _status(session, pet_id))
     publish(session, PetReserved(pet_id=pet_id, status=PENDING, version=reserved.version))

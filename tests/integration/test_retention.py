@@ -19,14 +19,12 @@ from sagas.orders import create_order
 def a_saga(status: str, ended_days_ago: float | None) -> uuid.UUID:
     with unit_of_work() as session:
         saga = engine.start(session, create_order, {"order_id": 0, "pet_id": 0})
-        session.flush()
         session.add(SagaStep(saga_id=saga.id, step="reserve_pet", step_index=0,
                              phase="action", attempt=1, status="succeeded",
                              task_name="pets.reserve_pet"))
-        saga.status = status
-        saga.created_at = utcnow() - timedelta(days=60)
-        if ended_days_ago is not None:
-            saga.ended_at = utcnow() - timedelta(days=ended_days_ago)
+        ended_at = None if ended_days_ago is None else utcnow() - timedelta(days=ended_days_ago)
+        session.execute(update(Saga).where(Saga.id == saga.id).values(
+            status=status, created_at=utcnow() - timedelta(days=60), ended_at=ended_at))
         return saga.id
 
 
