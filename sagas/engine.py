@@ -87,9 +87,6 @@ def begin_attempt(session: Session, delivery: Delivery) -> int | None:
     Returns the attempt's number; None when the message is stale or the step has used
     up its attempts (then the saga moves on: compensation, or failed).
     """
-    # Losing this record in a crash costs one uncounted attempt, never an effect: it
-    # need not wait for the disk.
-    session.execute(text("SET LOCAL synchronous_commit = off"))
     with _waiting(session, delivery) as saga:
         return None if saga is None else _begin(session, delivery, saga)
 
@@ -200,6 +197,17 @@ def _waiting(session: Session, delivery: Delivery) -> Iterator[SagaState | None]
         return
     with _saved(session, saga):
         yield saga
+    if saga.status in IN_FLIGHT:
+        session.connection().execute(NO_DISK_WAIT)
+
+
+# A participant's commit that leaves its saga in flight does not wait for the disk; the
+# commit that ends the saga does. PostgreSQL's log is one sequence, so that commit takes
+# every earlier step's with it. A database crash may lose the last few steps' commits,
+# each step's work with its saga state: the saga is back at an earlier step, commands sent
+# for the lost steps find it not waiting for them, and the sweeper dispatches its step
+# again. No answer is lost: a saga is reported ended only once that is on disk.
+NO_DISK_WAIT = text("SET LOCAL synchronous_commit = off")
 
 
 @contextmanager

@@ -16,8 +16,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, event, select, update
+from sqlalchemy import text as sql
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from models.db import unit_of_work, utcnow
 from models.outbox import OutboxMessage
@@ -324,6 +326,43 @@ def test_the_happy_path_dispatches_each_step_in_order_and_completes_with_the_rep
     assert saga.error is None and saga.error_code is None
     assert saga.deadline_at is None and saga.ended_at is not None
     assert trip.log() == [(step.name, ACTION, 1, "succeeded") for step in TRIP.steps]
+
+
+@pytest.fixture
+def commits_waiting_for_the_disk() -> Iterator[list[bool]]:
+    """Whether each commit that writes meanwhile waits for the disk (`synchronous_commit`);
+    reads, which write nothing, have nothing to wait for."""
+    waits: list[bool] = []
+
+    def note(session) -> None:
+        setting, wrote = session.connection().execute(sql(
+            "SELECT current_setting('synchronous_commit'), "
+            "txid_current_if_assigned() IS NOT NULL")).one()
+        if wrote:
+            waits.append(setting != "off")
+
+    event.listen(Session, "before_commit", note)
+    yield waits
+    event.remove(Session, "before_commit", note)
+
+
+def test_only_the_commit_that_ends_a_saga_waits_for_the_disk(
+        given, commits_waiting_for_the_disk):
+    trip = given()  # started by a commit that waits: a 202 names a saga that is stored
+    assert commits_waiting_for_the_disk == [True]
+    trip.through(CARD.name)
+    assert trip.saga.status == COMPLETED
+    # The steps that leave the saga in flight, counting deliveries or answering, do not
+    # wait; the last answer, which ends it, waits, and the log takes them all to the disk.
+    assert commits_waiting_for_the_disk == [True] + [False] * 7 + [True]
+
+
+def test_a_refusal_that_ends_a_saga_waits_for_the_disk(given, commits_waiting_for_the_disk):
+    trip = given()
+    trip.refuse(HOTEL.name, NoRooms("the hotel is full"))
+    assert trip.saga.status == COMPENSATED
+    # The start; counting the delivery; (the action rolls back) the refusal, which ends it.
+    assert commits_waiting_for_the_disk == [True, False, True]
 
 
 def test_a_step_that_replies_nothing_leaves_the_payload_as_it_was(given):
