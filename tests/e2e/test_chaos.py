@@ -1,5 +1,5 @@
 """A short run of the chaos suite: the real system under load while workers are killed,
-Redis restarts and stops, PostgreSQL restarts and every message arrives twice."""
+Redis restarts and stops, PostgreSQL restarts and crashes, and every message arrives twice."""
 
 from __future__ import annotations
 
