@@ -6,7 +6,7 @@ Shared infrastructure like the outbox: the engine in `sagas/` is the only writer
 from __future__ import annotations
 
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -16,7 +16,9 @@ from sqlalchemy import (
     Index,
     String,
     Text,
+    Update,
     bindparam,
+    func,
     insert,
     select,
     text,
@@ -101,9 +103,11 @@ class Saga(Base):
 
 # The engine reads and writes a saga's state as one row under its lock, with statements
 # built once: a step's transaction runs no ORM flush for it.
-SAGAS = Saga.__table__
+SAGAS, STEPS = Saga.__table__, SagaStep.__table__
 CHANGING = ("status", "payload", "current_step", "phase", "attempt", "sweeps", "version",
             "error", "error_code", "deadline_at", "ended_at")
+LOGGED = ("step", "step_index", "phase", "attempt", "status", "task_name", "task_id", "error",
+          "started_at", "ended_at")
 _STATE_COLUMNS = (SAGAS.c.id, SAGAS.c.kind, *(SAGAS.c[name] for name in CHANGING))
 
 
@@ -124,11 +128,26 @@ class SagaState:
     error_code: str | None = None
     deadline_at: datetime | None = None
     ended_at: datetime | None = None
+    # An attempt for the step log (its LOGGED columns), written with the state.
+    new_attempt: dict[str, Any] | None = None
+
+
+def _save(*, logging: bool) -> Update:
+    statement = (
+        update(SAGAS).where(SAGAS.c.id == bindparam("saga_id"))
+        .values({**{name: bindparam(f"new_{name}") for name in CHANGING},
+                 "updated_at": func.now()})
+        # SET LOCAL in the same round trip: whether the transaction's commit waits.
+        .returning(func.set_config("synchronous_commit", bindparam("synchronous_commit"), True)))
+    if logging:  # the attempt's row in the same statement too
+        entry = insert(STEPS).values(
+            {name: bindparam(f"log_{name}") for name in ("saga_id", *LOGGED)})
+        statement = statement.add_cte(entry.cte("logged"))
+    return statement
 
 
 LOCK = select(*_STATE_COLUMNS).where(SAGAS.c.id == bindparam("saga_id")).with_for_update()
-SAVE = update(SAGAS).where(SAGAS.c.id == bindparam("saga_id")).values(
-    {name: bindparam(f"new_{name}") for name in CHANGING})
+SAVE, SAVE_LOGGED = _save(logging=False), _save(logging=True)
 CREATE = insert(SAGAS)
 
 
@@ -146,11 +165,20 @@ def lock_overdue(connection: Connection, limit: int) -> list[SagaState]:
     return [SagaState(**row._mapping) for row in rows]
 
 
-def save(connection: Connection, saga: SagaState) -> None:
-    connection.execute(SAVE, {"saga_id": saga.id,
-                              **{f"new_{name}": getattr(saga, name) for name in CHANGING}})
+def save(connection: Connection, saga: SagaState, *, wait_for_disk: bool = True) -> None:
+    """Write the saga's state, and its new attempt if it has one, in one statement; with
+    `wait_for_disk` False the transaction's commit does not wait for the disk."""
+    state = {"saga_id": saga.id, "synchronous_commit": "on" if wait_for_disk else "off",
+             **{f"new_{name}": getattr(saga, name) for name in CHANGING}}
+    if saga.new_attempt is None:
+        connection.execute(SAVE, state)
+        return
+    connection.execute(SAVE_LOGGED, {**state, "log_saga_id": saga.id,
+                                     **{f"log_{name}": saga.new_attempt[name] for name in LOGGED}})
+    saga.new_attempt = None
 
 
 def create(connection: Connection, saga: SagaState, **fields: Any) -> None:
     """Store a new saga; `fields` are the columns the engine never changes."""
-    connection.execute(CREATE, {**asdict(saga), **fields})
+    connection.execute(CREATE, {name: getattr(saga, name) for name in ("id", "kind", *CHANGING)}
+                       | fields)

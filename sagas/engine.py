@@ -14,7 +14,7 @@ from dataclasses import astuple, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Update, func, insert, select, text, update
+from sqlalchemy import ColumnElement, Update, func, select, text, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
@@ -102,7 +102,7 @@ def _begin(session: Session, delivery: Delivery, saga: SagaState) -> int | None:
     saga.attempt += 1
     saga.deadline_at = now + timedelta(seconds=definition.steps[saga.current_step].timeout)
     saga.version += 1
-    _log_attempt(session, saga, delivery, "running", started_at=now)
+    _log_attempt(saga, delivery, "running", started_at=now)
     return saga.attempt
 
 
@@ -195,28 +195,27 @@ def _waiting(session: Session, delivery: Delivery) -> Iterator[SagaState | None]
             definition_of(saga.kind).steps[saga.current_step].name != delivery.step):
         yield None
         return
-    with _saved(session, saga):
+    with _saved(session, saga, waits_in_flight=False):
         yield saga
-    if saga.status in IN_FLIGHT:
-        session.connection().execute(NO_DISK_WAIT)
-
-
-# A participant's commit that leaves its saga in flight does not wait for the disk; the
-# commit that ends the saga does. PostgreSQL's log is one sequence, so that commit takes
-# every earlier step's with it. A database crash may lose the last few steps' commits,
-# each step's work with its saga state: the saga is back at an earlier step, commands sent
-# for the lost steps find it not waiting for them, and the sweeper dispatches its step
-# again. No answer is lost: a saga is reported ended only once that is on disk.
-NO_DISK_WAIT = text("SET LOCAL synchronous_commit = off")
 
 
 @contextmanager
-def _saved(session: Session, saga: SagaState) -> Iterator[SagaState]:
-    """Save the saga's state when the block ends, if the block changed it."""
+def _saved(session: Session, saga: SagaState, *,
+           waits_in_flight: bool = True) -> Iterator[SagaState]:
+    """Save the saga's state when the block ends, if the block changed it.
+
+    A participant's commit that leaves its saga in flight need not wait for the disk; the
+    commit that ends the saga does. PostgreSQL's log is one sequence, so that commit takes
+    every earlier step's with it. A database crash may lose the last few steps' commits,
+    each step's work with its saga state: the saga is back at an earlier step, commands
+    sent for the lost steps find it not waiting for them, and the sweeper dispatches its
+    step again. No answer is lost: a saga is reported ended only once that is on disk.
+    """
     before = astuple(saga)
     yield saga
     if astuple(saga) != before:
-        saga_log.save(session.connection(), saga)
+        wait = waits_in_flight or saga.status not in IN_FLIGHT
+        saga_log.save(session.connection(), saga, wait_for_disk=wait)
 
 
 def _counted(saga: SagaState, delivery: Delivery) -> bool:
@@ -259,20 +258,16 @@ def _close_running(session: Session, saga: SagaState, status: str, error: str) -
                     .values(status=status, error=error, ended_at=utcnow()))
 
 
-# Built once, and sent on the transaction's connection, not flushed by the ORM: a step
-# writes one per answer, and the saga's own changes need not be flushed before it.
-LOG_ATTEMPT = insert(SagaStep.__table__)
-
-
-def _log_attempt(session: Session, saga: SagaState, delivery: Delivery, status: str, *,
-                 started_at: datetime, ended_at: datetime | None = None,
-                 error: str | None = None) -> None:
+def _log_attempt(saga: SagaState, delivery: Delivery, status: str, *, started_at: datetime,
+                 ended_at: datetime | None = None, error: str | None = None) -> None:
+    """Add the attempt to the step log, in the statement that saves the saga."""
+    assert saga.new_attempt is None, "one new attempt per transaction"
     step = definition_of(saga.kind).steps[saga.current_step]
-    session.connection().execute(LOG_ATTEMPT, {
-        "saga_id": saga.id, "step": delivery.step, "step_index": saga.current_step,
-        "phase": delivery.phase, "attempt": saga.attempt, "status": status,
-        "task_id": delivery.task_id, "task_name": _task_name(step, delivery.phase),
-        "error": error, "started_at": started_at, "ended_at": ended_at})
+    saga.new_attempt = {
+        "step": delivery.step, "step_index": saga.current_step, "phase": delivery.phase,
+        "attempt": saga.attempt, "status": status, "task_id": delivery.task_id,
+        "task_name": _task_name(step, delivery.phase), "error": error,
+        "started_at": started_at, "ended_at": ended_at}
 
 
 def _record(session: Session, saga: SagaState, delivery: Delivery, status: str,
@@ -280,8 +275,8 @@ def _record(session: Session, saga: SagaState, delivery: Delivery, status: str,
     """Write the attempt's outcome; with `supersede`, close the step's other attempts."""
     now = utcnow()
     if delivery.attempt is None:  # counted just now: its row is new
-        _log_attempt(session, saga, delivery, status, error=error,
-                     started_at=delivery.started_at, ended_at=now)
+        _log_attempt(saga, delivery, status, error=error, started_at=delivery.started_at,
+                     ended_at=now)
     else:
         # Attempt numbers start again when an operator retries the step: the newest row
         # with this number is this delivery's.
