@@ -255,7 +255,7 @@ def _attempts(saga: SagaState) -> Update:
 
 def _close_running(session: Session, saga: SagaState, status: str, error: str) -> None:
     session.connection().execute(_attempts(saga).where(SagaStep.status == "running")
-                    .values(status=status, error=error, ended_at=utcnow()))
+                                 .values(status=status, error=error, ended_at=utcnow()))
 
 
 def _log_attempt(saga: SagaState, delivery: Delivery, status: str, *, started_at: datetime,
@@ -283,7 +283,7 @@ def _record(session: Session, saga: SagaState, delivery: Delivery, status: str,
         row = select(func.max(SagaStep.id)).where(
             *_of_current_step(saga), SagaStep.attempt == delivery.attempt).scalar_subquery()
         session.connection().execute(update(SagaStep).where(SagaStep.id == row)
-                        .values(status=status, error=error, ended_at=now))
+                                     .values(status=status, error=error, ended_at=now))
     if supersede and saga.attempt > 1:
         _close_running(session, saga, "superseded",
                        f"attempt {delivery.attempt or saga.attempt} answered first")
