@@ -74,10 +74,9 @@ WRITE = insert(OutboxMessage.__table__)
 def _write(session: Session) -> None:
     messages = session.info.pop(UNWRITTEN_KEY, None)
     if messages:
-        now = utcnow()
         session.connection().execute(WRITE, [
-            {"message_id": m.message_id, "kind": m.kind, "name": m.name,
-             "payload": m.payload, "created_at": now, "attempts": 0} for m in messages])
+            {"message_id": m.message_id, "kind": m.kind, "name": m.name, "payload": m.payload}
+            for m in messages])
         session.info.setdefault(PENDING_KEY, []).extend(messages)
 
 

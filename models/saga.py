@@ -146,7 +146,8 @@ def _save(*, logging: bool) -> Update:
     return statement
 
 
-LOCK = select(*_STATE_COLUMNS).where(SAGAS.c.id == bindparam("saga_id")).with_for_update()
+STATE = select(*_STATE_COLUMNS)
+LOCK = STATE.where(SAGAS.c.id == bindparam("saga_id")).with_for_update()
 SAVE, SAVE_LOGGED = _save(logging=False), _save(logging=True)
 CREATE = insert(SAGAS)
 
@@ -160,7 +161,7 @@ def lock(connection: Connection, saga_id: uuid.UUID) -> SagaState | None:
 def lock_overdue(connection: Connection, limit: int) -> list[SagaState]:
     """Sagas in flight past their deadline, locked; those locked by others are skipped."""
     rows = connection.execute(
-        select(*_STATE_COLUMNS).where(SAGAS.c.status.in_(IN_FLIGHT), SAGAS.c.deadline_at < utcnow())
+        STATE.where(SAGAS.c.status.in_(IN_FLIGHT), SAGAS.c.deadline_at < utcnow())
         .order_by(SAGAS.c.deadline_at).limit(limit).with_for_update(skip_locked=True))
     return [SagaState(**row._mapping) for row in rows]
 

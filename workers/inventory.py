@@ -23,29 +23,29 @@ def on_pet_changed(event_id: str, event_type: str, pet_id: int, status: str | No
 @saga_step("inventory.reserve_stock")
 def reserve_stock(session: Session, order: dict[str, Any]) -> None:
     """Count the reserved pet as pending, as of the reservation's version."""
-    apply_pet_status(session.connection(), order["pet_id"], "pending", order["pet_version"])
+    apply_pet_status(session, order["pet_id"], "pending", order["pet_version"])
 
 
 @saga_step("inventory.release_stock")
 def release_stock(session: Session, order: dict[str, Any]) -> None:
     """Undo `reserve_stock`: available again, as of the version its release will have."""
-    apply_pet_status(session.connection(), order["pet_id"], "available", order["pet_version"] + 1)
+    apply_pet_status(session, order["pet_id"], "available", order["pet_version"] + 1)
 
 
 @saga_step("inventory.count_sale")
 def count_sale(session: Session, order: dict[str, Any]) -> None:
     """Count the pet as sold, as of the sale's version."""
-    apply_pet_status(session.connection(), order["pet_id"], "sold", order["pet_version"])
+    apply_pet_status(session, order["pet_id"], "sold", order["pet_version"])
 
 
 @saga_step("inventory.uncount_sale")
 def uncount_sale(session: Session, order: dict[str, Any]) -> None:
     """Undo `count_sale`: pending again, as of the version its undoing will have."""
-    apply_pet_status(session.connection(), order["pet_id"], "pending", order["pet_version"] + 1)
+    apply_pet_status(session, order["pet_id"], "pending", order["pet_version"] + 1)
 
 
 @saga_step("inventory.count_release")
 def count_release(session: Session, order: dict[str, Any]) -> None:
     """Count a released pet available, as of the release's version (if it was released)."""
     if "pet_version" in order:
-        apply_pet_status(session.connection(), order["pet_id"], "available", order["pet_version"])
+        apply_pet_status(session, order["pet_id"], "available", order["pet_version"])

@@ -24,9 +24,11 @@ def _apply_news() -> Insert:
 APPLY_NEWS = _apply_news()
 
 
-def apply_pet_status(connection: Connection, pet_id: int, status: str | None,
+def apply_pet_status(session: Session | Connection, pet_id: int, status: str | None,
                      version: int) -> bool:
     """Record the pet's status as of `version`; False when we already knew newer news."""
+    # A statement of its own, in a step's transaction or alone: no ORM execution around it.
+    connection = session.connection() if isinstance(session, Session) else session
     applied = connection.execute(
         APPLY_NEWS, {"pet_id": pet_id, "status": status, "version": version}).first()
     return applied is not None
