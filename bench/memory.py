@@ -58,7 +58,7 @@ def main() -> int:
                 time.sleep(max(0.0, started + i / args.rate - time.monotonic()))
                 start_in_background(pet_id, run, ids)
             samples.append((time.monotonic() - started, resident_mib(tree)))
-            done, _ = sagas_done(ids)
+            done, _, _ = sagas_done(ids)
     warm = next((mib for at, mib in samples if at >= 60), samples[-1][1])
     end_at, end = samples[-1]
     results = {

@@ -3,6 +3,7 @@ tasks that each commit one row, as durably as a saga step commits."""
 
 from __future__ import annotations
 
+import time
 from functools import cache
 
 import redis
@@ -13,6 +14,7 @@ from petstore.settings import get_settings
 from workers.celery_app import app
 
 DONE_KEY = "bench:chains-done"
+LAST_DONE_KEY = "bench:chains-last-done"  # when the last chain ended, as a Unix time
 TABLE = "CREATE TABLE IF NOT EXISTS bench_links (id bigserial PRIMARY KEY)"
 
 
@@ -40,7 +42,7 @@ def noop(commit: bool = False) -> None:
 
 @app.task(name="bench.done")
 def done(commit: bool = False) -> None:
-    """The chain's last link: counts one finished chain."""
+    """The chain's last link: counts one finished chain, and says when it finished."""
     if commit:
         _commit_row()
-    _redis().incr(DONE_KEY)
+    _redis().pipeline().incr(DONE_KEY).set(LAST_DONE_KEY, time.time()).execute()
