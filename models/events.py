@@ -1,4 +1,5 @@
-"""The events services publish, in the past tense. Their `type` is the wire name."""
+"""The events services publish, in the past tense, and who hears them. Their `type` is the
+wire name."""
 
 from __future__ import annotations
 
@@ -80,3 +81,20 @@ class OrderDelivered(OrderChanged):
 @dataclass(frozen=True)
 class PetSold(PetChanged):
     type: ClassVar[str] = "PET_SOLD"
+
+
+# Which tasks hear each event, one per subscribing service (each on its own queue).
+SUBSCRIBERS: dict[str, tuple[str, ...]] = {
+    PetCreated.type: ("inventory.on_pet_changed",),
+    PetUpdated.type: ("inventory.on_pet_changed",),
+    PetDeleted.type: ("inventory.on_pet_changed", "photos.on_pet_deleted"),
+    # Reservations, releases and sales happen only in order sagas, whose own inventory
+    # steps count them (see sagas.orders): no subscriber yet.
+    PetReserved.type: (),
+    PetReleased.type: (),
+    PetSold.type: (),
+}
+
+
+def subscribers(event_type: str) -> tuple[str, ...]:
+    return SUBSCRIBERS.get(event_type, ())

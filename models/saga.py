@@ -8,12 +8,14 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cache
 from typing import Any
 
 from sqlalchemy import (
     DateTime,
     ForeignKey,
     Index,
+    Insert,
     String,
     Text,
     Update,
@@ -28,6 +30,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from models import outbox
 from models.db import Base, utcnow
 
 RUNNING, COMPLETED, COMPENSATING, COMPENSATED, FAILED = (
@@ -132,24 +135,29 @@ class SagaState:
     new_attempt: dict[str, Any] | None = None
 
 
-def _save(*, logging: bool) -> Update:
+@cache
+def _save(*, logging: bool, writing: bool, confirming: bool) -> Update:
+    """The statement that saves a saga's state, with what else its transaction writes: the
+    attempt's log entry, the transaction's outbox messages, the delivery's confirmation."""
     statement = (
         update(SAGAS).where(SAGAS.c.id == bindparam("saga_id"))
         .values({**{name: bindparam(f"new_{name}") for name in CHANGING},
                  "updated_at": func.now()})
         # SET LOCAL in the same round trip: whether the transaction's commit waits.
         .returning(func.set_config("synchronous_commit", bindparam("synchronous_commit"), True)))
-    if logging:  # the attempt's row in the same statement too
+    if logging:
         entry = insert(STEPS).values(
             {name: bindparam(f"log_{name}") for name in ("saga_id", *LOGGED)})
         statement = statement.add_cte(entry.cte("logged"))
+    if writing:
+        statement = statement.add_cte(outbox.WRITE_FROM_JSON.cte("written"))
+    if confirming:
+        statement = statement.add_cte(outbox.CONFIRM.cte("confirmed"))
     return statement
 
 
 STATE = select(*_STATE_COLUMNS)
 LOCK = STATE.where(SAGAS.c.id == bindparam("saga_id")).with_for_update()
-SAVE, SAVE_LOGGED = _save(logging=False), _save(logging=True)
-CREATE = insert(SAGAS)
 
 
 def lock(connection: Connection, saga_id: uuid.UUID) -> SagaState | None:
@@ -166,20 +174,37 @@ def lock_overdue(connection: Connection, limit: int) -> list[SagaState]:
     return [SagaState(**row._mapping) for row in rows]
 
 
-def save(connection: Connection, saga: SagaState, *, wait_for_disk: bool = True) -> None:
-    """Write the saga's state, and its new attempt if it has one, in one statement; with
-    `wait_for_disk` False the transaction's commit does not wait for the disk."""
-    state = {"saga_id": saga.id, "synchronous_commit": "on" if wait_for_disk else "off",
-             **{f"new_{name}": getattr(saga, name) for name in CHANGING}}
-    if saga.new_attempt is None:
-        connection.execute(SAVE, state)
-        return
-    connection.execute(SAVE_LOGGED, {**state, "log_saga_id": saga.id,
-                                     **{f"log_{name}": saga.new_attempt[name] for name in LOGGED}})
+def save(connection: Connection, saga: SagaState, *, wait_for_disk: bool = True,
+         messages: list[outbox.Message] | None = None, confirm: uuid.UUID | None = None) -> None:
+    """Write the saga's state, its new attempt if it has one, these outbox messages and the
+    confirmation of the command that `confirm` names, in one statement; with `wait_for_disk`
+    False the transaction's commit does not wait for the disk."""
+    params = {"saga_id": saga.id, "synchronous_commit": "on" if wait_for_disk else "off",
+              **{f"new_{name}": getattr(saga, name) for name in CHANGING}}
+    if saga.new_attempt is not None:
+        params |= {"log_saga_id": saga.id,
+                   **{f"log_{name}": saga.new_attempt[name] for name in LOGGED}}
+    if messages:
+        params["outbox"] = outbox.as_json(messages)
+    if confirm is not None:
+        params["confirmed"] = confirm
+    connection.execute(_save(logging=saga.new_attempt is not None, writing=bool(messages),
+                             confirming=confirm is not None), params)
     saga.new_attempt = None
 
 
-def create(connection: Connection, saga: SagaState, **fields: Any) -> None:
-    """Store a new saga; `fields` are the columns the engine never changes."""
-    connection.execute(CREATE, {name: getattr(saga, name) for name in ("id", "kind", *CHANGING)}
-                       | fields)
+@cache
+def _create(*, writing: bool) -> Insert:
+    # The clock stated here: a statement with a CTE gets no Python-side column defaults.
+    statement = insert(SAGAS).values(created_at=func.now(), updated_at=func.now())
+    return statement.add_cte(outbox.WRITE_FROM_JSON.cte("written")) if writing else statement
+
+
+def create(connection: Connection, saga: SagaState, *,
+           messages: list[outbox.Message] | None = None, **fields: Any) -> None:
+    """Store a new saga and these outbox messages; `fields` are the columns the engine never
+    changes."""
+    params = {name: getattr(saga, name) for name in ("id", "kind", *CHANGING)} | fields
+    if messages:
+        params["outbox"] = outbox.as_json(messages)
+    connection.execute(_create(writing=bool(messages)), params)

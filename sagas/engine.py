@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import astuple, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -18,9 +18,9 @@ from sqlalchemy import ColumnElement, Update, func, select, text, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
+from models import outbox
 from models import saga as saga_log
 from models.db import utcnow
-from models.outbox import send_task
 from models.saga import (
     ACTION,
     COMPENSATED,
@@ -55,6 +55,14 @@ class Delivery:
     attempt: int | None = None
     started_at: datetime = field(default_factory=utcnow)
 
+    @property
+    def command_id(self) -> uuid.UUID | None:
+        """The outbox message this delivers: a command's task id is its message id."""
+        try:
+            return uuid.UUID(self.task_id) if self.task_id else None
+        except ValueError:  # sent by hand (`celery call`), not through the outbox
+            return None
+
 
 class CountFirst(Exception):
     """The saga has counted deliveries of this step already (a retry, or one that may
@@ -76,8 +84,9 @@ def start(session: Session, definition: SagaDefinition, payload: dict[str, Any],
     """Store a new saga and dispatch its first step when the transaction commits."""
     saga = SagaState(id=uuid.uuid4(), kind=definition.kind, payload=payload)
     _dispatch(session, saga, 0, ACTION)
-    saga_log.create(session.connection(), saga, started_by=started_by,
-                    idempotency_key=idempotency_key, request_hash=request_hash)
+    saga_log.create(session.connection(), saga, messages=outbox.take_unwritten(session),
+                    started_by=started_by, idempotency_key=idempotency_key,
+                    request_hash=request_hash)
     return saga
 
 
@@ -175,6 +184,8 @@ def sweep(session: Session) -> int:
     """Dispatch again the current step of every saga past its deadline."""
     overdue = saga_log.lock_overdue(session.connection(), SWEEP_BATCH)
     for saga in overdue:
+        # Its step's earlier commands were lost, or are late: none is awaited any more.
+        outbox.supersede(session.connection(), saga_of=str(saga.id))
         definition = definition_of(saga.kind)
         if saga.sweeps >= _policy(definition, saga).attempts:
             _give_up(session, definition, saga, f"step {saga.current_step} {saga.phase} "
@@ -189,20 +200,24 @@ def sweep(session: Session) -> int:
 @contextmanager
 def _waiting(session: Session, delivery: Delivery) -> Iterator[SagaState | None]:
     """The locked saga, if this step and phase is what it waits for; what the block
-    changes in it is saved when the block ends (an error leaves it to the rollback)."""
+    changes in it is saved when the block ends (an error leaves it to the rollback), and
+    the delivery's command is confirmed taken, in the same statement."""
     saga = saga_log.lock(session.connection(), uuid.UUID(delivery.saga_id))
     if saga is None or saga.status not in IN_FLIGHT or saga.phase != delivery.phase or (
             definition_of(saga.kind).steps[saga.current_step].name != delivery.step):
+        if delivery.command_id:
+            outbox.confirm(session.connection(), delivery.command_id)
         yield None
         return
-    with _saved(session, saga, waits_in_flight=False):
+    with _saved(session, saga, waits_in_flight=False, confirm=delivery.command_id):
         yield saga
 
 
 @contextmanager
-def _saved(session: Session, saga: SagaState, *,
-           waits_in_flight: bool = True) -> Iterator[SagaState]:
-    """Save the saga's state when the block ends, if the block changed it.
+def _saved(session: Session, saga: SagaState, *, waits_in_flight: bool = True,
+           confirm: uuid.UUID | None = None) -> Iterator[SagaState]:
+    """Save the saga's state when the block ends, if the block changed it, with the
+    transaction's outbox messages and the confirmation of the command `confirm` names.
 
     A participant's commit that leaves its saga in flight need not wait for the disk; the
     commit that ends the saga does. PostgreSQL's log is one sequence, so that commit takes
@@ -211,11 +226,14 @@ def _saved(session: Session, saga: SagaState, *,
     sent for the lost steps find it not waiting for them, and the sweeper dispatches its
     step again. No answer is lost: a saga is reported ended only once that is on disk.
     """
-    before = astuple(saga)
+    before = dict(vars(saga))  # shallow: the engine replaces a field's value, never edits it
     yield saga
-    if astuple(saga) != before:
+    if vars(saga) != before:
         wait = waits_in_flight or saga.status not in IN_FLIGHT
-        saga_log.save(session.connection(), saga, wait_for_disk=wait)
+        saga_log.save(session.connection(), saga, wait_for_disk=wait,
+                      messages=outbox.take_unwritten(session), confirm=confirm)
+    elif confirm:
+        outbox.confirm(session.connection(), confirm)
 
 
 def _counted(saga: SagaState, delivery: Delivery) -> bool:
@@ -298,8 +316,8 @@ def _send(session: Session, definition: SagaDefinition, saga: SagaState) -> None
     step = definition.steps[saga.current_step]
     saga.deadline_at = utcnow() + timedelta(seconds=step.timeout)
     saga.version += 1
-    send_task(session, _task_name(step, saga.phase), saga_id=str(saga.id), step=step.name,
-              phase=saga.phase)
+    outbox.send_command(session, _task_name(step, saga.phase), saga_id=str(saga.id),
+                        step=step.name, phase=saga.phase)
 
 
 def _advance(session: Session, definition: SagaDefinition, saga: SagaState) -> None:
@@ -342,7 +360,8 @@ def _end(session: Session, definition: SagaDefinition, saga: SagaState, status: 
     saga.ended_at = utcnow()
     saga.version += 1
     if status != COMPLETED and definition.if_not_completed and _changed_anything(saga):
-        send_task(session, definition.if_not_completed, saga_id=str(saga.id), data=saga.payload)
+        outbox.send_task(session, definition.if_not_completed, saga_id=str(saga.id),
+                         data=saga.payload)
 
 
 def _changed_anything(saga: SagaState) -> bool:

@@ -108,13 +108,15 @@ def _buckets(cumulative: Sequence[int], count: int) -> list[tuple[str, float]]:
 
 
 def _outbox(session: Session) -> list[Metric]:
-    """Messages waiting for the relay, and how long the oldest has waited (0 when none)."""
+    """Messages not done with, and how long the oldest has waited (0 when none): unsent ones,
+    and saga commands sent but not yet taken by their receivers."""
     backlog, oldest = session.execute(
         select(func.count(),
                func.coalesce(_seconds(func.min(OutboxMessage.created_at), func.now()), 0.0))
         .where(OutboxMessage.sent_at.is_(None))).one()
     return [
-        GaugeMetricFamily("petstore_outbox_backlog", "Outbox messages not sent yet.",
+        GaugeMetricFamily("petstore_outbox_backlog",
+                          "Outbox messages not sent yet, or (saga commands) not yet taken.",
                           value=backlog),
         GaugeMetricFamily("petstore_outbox_oldest_unsent_seconds",
                           "Age of the oldest unsent outbox message, by the database's clock.",

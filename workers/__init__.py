@@ -1,4 +1,5 @@
-"""The Celery side: one task module per service, the event bus and the outbox relay.
+"""The Celery side: one task module per service and the outbox relay, which publishes
+events to their subscribers (`models.events.SUBSCRIBERS`).
 
 `celery -A workers worker -Q pets` runs the pet service's worker.
 """

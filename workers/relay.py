@@ -1,7 +1,11 @@
 """The outbox relay: sends committed messages to the broker and marks them sent.
 
 Right after a commit it sends that transaction's messages; celery beat runs `outbox.relay`
-every few seconds for whatever was left behind (broker down, process killed).
+every few seconds for whatever was left behind (broker down, process killed). A saga's
+command is marked by its receiver, in the transaction that handles it, not by the relay:
+the periodic relay sends one again only when publishing it failed, or when it has waited
+unconfirmed so long that it must have been lost on the way (the sweeper will usually have
+dispatched its step anew by then, and its receiver ignores a stale one).
 """
 
 from __future__ import annotations
@@ -10,30 +14,31 @@ import logging
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from kombu import Connection
 from kombu.exceptions import KombuError
 from redis.exceptions import RedisError
-from sqlalchemy import bindparam, event, func, select, text, update
+from sqlalchemy import Select, bindparam, event, func, or_, select, text, update
 from sqlalchemy.engine import Connection as DatabaseConnection
 from sqlalchemy.orm import Session
 
 from models.db import bookkeeping_engine, unit_of_work, utcnow
-from models.outbox import PENDING_KEY, Message, OutboxMessage
+from models.events import subscribers
+from models.outbox import COMMAND, EVENT, PENDING_KEY, Message, OutboxMessage
 from petstore.settings import get_settings
-from workers.bus import subscribers
 from workers.celery_app import app
 
 log = logging.getLogger(__name__)
 BATCH = 200
 LEFT_BEHIND = 2  # seconds after which the periodic relay takes a message over
+UNCONFIRMED = 60  # seconds after which a command published but never taken is sent again
 BROKER_ERRORS = (KombuError, RedisError, OSError)
 
 
 def _deliveries(message: Message | OutboxMessage) -> list[tuple[str, dict, str]]:
     """(task name, kwargs, stable task id) for each delivery the message makes."""
-    if message.kind == "task":
+    if message.kind != EVENT:  # a task or a command: one delivery
         return [(message.name, message.payload, str(message.message_id))]
     event = {"event_id": str(message.message_id), "event_type": message.name, **message.payload}
     return [(task, event, str(uuid.uuid5(message.message_id, task)))
@@ -76,22 +81,36 @@ MARK_SENT = update(OutboxMessage).where(
 
 
 def _mark(connection: Session | DatabaseConnection, sent: list[uuid.UUID],
-          failed: uuid.UUID | None, error: str | None) -> None:
+          failed: list[uuid.UUID], error: str | None) -> None:
     if sent:
         connection.execute(MARK_SENT, {"sent": sent})
-    if failed is not None:
-        connection.execute(update(OutboxMessage).where(OutboxMessage.message_id == failed).values(
-            attempts=OutboxMessage.attempts + 1, last_error=error))
+    if failed:
+        connection.execute(update(OutboxMessage).where(OutboxMessage.message_id.in_(failed))
+                           .values(attempts=OutboxMessage.attempts + 1, last_error=error))
 
 
 def relay_committed(messages: Sequence[Message]) -> int:
     """Send a just-committed transaction's messages, already in memory."""
     sent, error = _publish(messages)
-    failed = messages[len(sent)].message_id if error else None
-    # Losing this write in a crash only sends those messages again, with the same ids.
-    with bookkeeping_engine().connect() as connection:
-        _mark(connection, sent, failed, error)
+    # A command's receiver marks it, and an event nobody hears was written as sent.
+    to_mark = [m.message_id for m in messages[:len(sent)] if m.kind != COMMAND and not m.unheard]
+    failed = [m.message_id for m in messages[len(sent):]]
+    if to_mark or failed:
+        # Losing this write in a crash only sends those messages again, with the same ids.
+        with bookkeeping_engine().connect() as connection:
+            _mark(connection, to_mark, failed, error)
     return len(sent)
+
+
+def left_behind(now: datetime) -> Select:
+    """Messages the after-commit relay left behind: unsent a moment after their commit (not
+    to race it); of the commands, those it failed to publish, or that nobody took for so
+    long that they must have been lost."""
+    return select(OutboxMessage).where(
+        OutboxMessage.sent_at.is_(None),
+        OutboxMessage.created_at < now - timedelta(seconds=LEFT_BEHIND),
+        or_(OutboxMessage.kind != COMMAND, OutboxMessage.attempts > 0,
+            OutboxMessage.created_at < now - timedelta(seconds=UNCONFIRMED)))
 
 
 def relay() -> int:
@@ -101,12 +120,10 @@ def relay() -> int:
     with unit_of_work() as session:
         session.execute(text("SET LOCAL synchronous_commit = off"))  # as in relay_committed
         messages = session.scalars(
-            select(OutboxMessage)
-            .where(OutboxMessage.sent_at.is_(None),
-                   OutboxMessage.created_at < utcnow() - timedelta(seconds=LEFT_BEHIND))
-            .order_by(OutboxMessage.id).limit(BATCH).with_for_update(skip_locked=True)).all()
+            left_behind(utcnow()).order_by(OutboxMessage.id).limit(BATCH)
+            .with_for_update(skip_locked=True)).all()
         sent, error = _publish(messages)
-        _mark(session, sent, messages[len(sent)].message_id if error else None, error)
+        _mark(session, sent, [m.message_id for m in messages[len(sent):]], error)
         return len(sent)
 
 

@@ -165,7 +165,7 @@ def test_every_step_delivered_twice_changes_nothing(client, owner, customer, run
     saga = saga_of(order["id"])
     with unit_of_work() as session:
         sent = session.scalars(select(OutboxMessage).where(
-            OutboxMessage.kind == "task",
+            OutboxMessage.kind == "command",
             OutboxMessage.payload["saga_id"].as_string() == str(saga.id))).all()
     assert len(sent) == 3
     for message in sent:  # every command again, as a broker re-delivery would bring it

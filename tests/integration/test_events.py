@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import time
 import uuid
-from contextlib import contextmanager
 
 import pytest
-from kombu import Connection
 from sqlalchemy import select
 
 from models.db import unit_of_work
 from models.inventory import InventoryPet
 from models.outbox import OutboxMessage
 from models.photo import photos_of
+from tests.support.broker import broker_down
 from tests.support.system import pets_by_status, settled
 from tests.support.waiting import eventually
 from workers import relay
@@ -87,13 +86,6 @@ def test_an_event_delivered_twice_changes_nothing_the_second_time(client, owner,
 
 
 def test_a_broker_outage_delays_an_event_and_loses_nothing(client, owner, monkeypatch):
-    @contextmanager
-    def broker_down():
-        # A real connection to a port nobody serves.
-        with Connection("redis://127.0.0.1:1/0") as connection:
-            connection.ensure_connection(max_retries=1, interval_start=0, timeout=2)
-            yield connection
-
     monkeypatch.setattr(relay, "broker", broker_down)
     started = time.monotonic()
     pet = add(client, owner)

@@ -6,16 +6,18 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import select, text
 from sqlalchemy.orm import selectinload
 
 from models.db import unit_of_work
 from models.order import get_order
-from models.outbox import OutboxMessage
+from models.outbox import COMMAND, OutboxMessage
 from models.saga import Saga
+from tests.support.broker import broker_down
 from tests.support.system import settled
 from tests.support.waiting import eventually
 from tests.support.worker import WorkerProcess
+from workers import relay
 
 ACTIONS = [("reserve_pet", "action"), ("place_order", "action"),
            ("count_reservation", "action")]
@@ -62,12 +64,12 @@ def step_holds_its_transaction_open(table: str) -> bool:
             "AND query LIKE :table"), {"table": f"%{table}%"}))
 
 
-def commands_unsent(saga_id: str) -> int:
-    """This saga's commands in the outbox that the relay has not marked sent."""
+def commands(saga_id: str) -> list[OutboxMessage]:
+    """This saga's commands in the outbox, first first."""
     with unit_of_work() as session:
-        return session.scalar(select(func.count()).select_from(OutboxMessage).where(
+        return list(session.scalars(select(OutboxMessage).where(
             OutboxMessage.payload["saga_id"].astext == saga_id,
-            OutboxMessage.sent_at.is_(None)))
+            OutboxMessage.kind == COMMAND).order_by(OutboxMessage.id)))
 
 
 def settled_saga(saga_id: str) -> Saga:
@@ -164,10 +166,9 @@ def test_a_worker_killed_mid_step_is_recovered_by_the_sweeper(
     pet = add_pet(client, owner)
     response = order(client, customer, pet, Prefer="respond-async")
     saga_id = response.json["sagaId"]
-    # Mid-step, and the step's command marked sent: only the sweeper can bring it back
-    # (an unmarked one the relay would send again, a recovery of its own).
-    eventually(lambda: step_holds_its_transaction_open("inventory_pets")
-               and commands_unsent(saga_id) == 0)
+    # Mid-step. The relay does not send the step's command again (it was published, and
+    # only its receiver's commit would confirm it): only the sweeper can bring it back.
+    eventually(lambda: step_holds_its_transaction_open("inventory_pets"))
     doomed.kill()  # a real SIGKILL to the worker and its children, mid-step
 
     faulty_worker("")  # a healthy worker, whose beat runs the sweeper
@@ -179,4 +180,22 @@ def test_a_worker_killed_mid_step_is_recovered_by_the_sweeper(
     assert log[-1] == ("count_reservation", "action", "succeeded")
     assert ("count_reservation", "action", "running") not in log
     assert client.get(f"/v2/pet/{pet['id']}").json["status"] == "pending"
+    eventually(settled)
+
+
+def test_a_broker_outage_as_a_saga_starts_delays_it_and_loses_nothing(
+        client, owner, customer, faulty_worker, monkeypatch):
+    faulty_worker("")  # a healthy worker, whose beat runs the periodic relay
+    pet = add_pet(client, owner)
+    monkeypatch.setattr(relay, "broker", broker_down)
+    response = order(client, customer, pet, Prefer="respond-async")
+    assert response.status_code == 202  # accepted: the saga and its first command are stored
+    saga_id = response.json["sagaId"]
+    [first] = commands(saga_id)
+    assert (first.sent_at, first.attempts) == (None, 1)
+
+    monkeypatch.undo()  # the broker is back: the periodic relay sends the command
+    saga = settled_saga(saga_id)
+    assert saga.status == "completed"
+    assert all(command.sent_at is not None for command in commands(saga_id))
     eventually(settled)

@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from models.db import unit_of_work, utcnow
-from models.outbox import OutboxMessage
+from models.outbox import COMMAND, OutboxMessage
 from models.saga import (
     ACTION,
     COMPENSATED,
@@ -147,7 +147,7 @@ class Script:
                        OutboxMessage.payload.has_key("step"))
                 .order_by(OutboxMessage.id)
             ).all()
-        assert all(row.kind == "task" for row in rows)
+        assert all(row.kind == "command" for row in rows)
         assert all(set(row.payload) == {"saga_id", "step", "phase"} for row in rows)
         return [Command(row.name, row.payload["step"], row.payload["phase"]) for row in rows]
 
@@ -296,6 +296,62 @@ def test_starting_a_saga_dispatches_its_first_step_only(given):
     assert around(saga.deadline_at, HOTEL.timeout)
     assert saga.error is None and saga.error_code is None and saga.ended_at is None
     assert trip.log() == []
+
+
+# Commands in the outbox: the receiver confirms the one it takes.
+
+
+def command_rows(trip: Script) -> list[OutboxMessage]:
+    with unit_of_work() as session:
+        return list(session.scalars(
+            select(OutboxMessage).where(OutboxMessage.payload["saga_id"].astext == trip.id,
+                                        OutboxMessage.kind == COMMAND)
+            .order_by(OutboxMessage.id)))
+
+
+def taken(trip: Script, row: OutboxMessage, action: engine.Action) -> bool:
+    """The command in `row` delivered once, as the relay sends it (its id is the task's)."""
+    delivery = Delivery(trip.id, row.payload["step"], row.payload["phase"], str(row.message_id))
+    with unit_of_work() as session:
+        return engine.finish_attempt(session, delivery, action)
+
+
+def test_a_step_confirms_the_command_it_took_in_the_transaction_that_answers_it(given):
+    trip = given()
+    [hotel] = command_rows(trip)
+    assert hotel.sent_at is None  # published, not yet taken
+    assert taken(trip, hotel, lambda payload: {"room": 12})
+    hotel, flight = command_rows(trip)
+    assert hotel.sent_at is not None
+    assert (flight.payload["step"], flight.sent_at) == ("book_flight", None)
+
+
+def test_a_step_that_fails_rolls_back_its_confirmation_with_its_work(given):
+    trip = given()
+    [hotel] = command_rows(trip)
+    with pytest.raises(Glitch):
+        taken(trip, hotel, raising(Glitch("the hotel's line is busy")))
+    assert command_rows(trip)[0].sent_at is None
+
+
+def test_a_command_the_saga_no_longer_waits_for_is_confirmed_and_changes_nothing(given):
+    trip = given()
+    [hotel] = command_rows(trip)
+    trip.reply("book_hotel", room=12)
+    before = trip.state()
+    assert not taken(trip, hotel, never)  # a late copy of the answered command
+    assert trip.state() == before
+    assert command_rows(trip)[0].sent_at is not None
+
+
+def test_the_sweeper_supersedes_the_commands_of_a_step_it_dispatches_again(given):
+    trip = given()
+    trip.overdue()
+    trip.sweep()
+    lost, again = command_rows(trip)
+    assert lost.sent_at is not None and "superseded" in lost.last_error
+    assert (again.payload["step"], again.sent_at) == ("book_hotel", None)
+    assert taken(trip, again, lambda payload: {})  # the step's new command is the one taken
 
 
 # The happy path.
