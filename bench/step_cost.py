@@ -3,8 +3,9 @@
     .venv/bin/python bench/step_cost.py --steps 300
 
 In one process, with no worker running, `pets.reserve_pet` runs for N create-order sagas
-waiting at their first step, three ways taking turns, each committing the same rows and
-then publishing its messages and marking them sent, as the outbox relay does:
+waiting at their first step, three ways taking turns, each taking the saga's first command
+(confirming it), committing the same rows and then publishing its messages, as the outbox
+relay does:
 
 - the step's task body, through the engine (`sagas.runner`, a SQLAlchemy Session);
 - the same SQL, hand-written, through a SQLAlchemy Connection;
@@ -34,29 +35,32 @@ from bench.common import report, servers
 from bench.sagas import make_pets, start_saga
 
 Execute = Callable[[str, dict[str, Any]], Sequence[Sequence[Any]]]
+Step = Callable[[uuid.UUID, uuid.UUID], None]  # (the saga, the command the step took)
 
 LOCK = "SELECT payload FROM sagas WHERE id = %(saga)s FOR UPDATE"
 RESERVE = ("UPDATE pets SET status = 'pending', order_id = %(order)s, version = version + 1 "
            "WHERE id = %(pet)s AND status = 'available' RETURNING version")
-MESSAGES = ("INSERT INTO outbox (message_id, kind, name, payload, created_at, attempts) VALUES "
-            "(gen_random_uuid(), 'event', 'PET_RESERVED', CAST(%(event)s AS jsonb), now(), 0), "
-            "(gen_random_uuid(), 'task', 'orders.place_order', CAST(%(command)s AS jsonb), "
-            "now(), 0) RETURNING message_id, kind, name, payload")
-# The step's log entry, the saga's new state and the commit's wait, in one statement.
+# The step's log entry, its messages (the event nobody hears stored as sent), the
+# confirmation of the command it took, the saga's new state and the commit's wait: one
+# statement.
 ADVANCE = ("WITH logged AS (INSERT INTO saga_steps (saga_id, step, step_index, phase, attempt, "
            "status, task_name, task_id, started_at, ended_at) VALUES (%(saga)s, 'reserve_pet', "
-           "0, 'action', 1, 'succeeded', 'pets.reserve_pet', %(task)s, now(), now())) "
+           "0, 'action', 1, 'succeeded', 'pets.reserve_pet', %(taken)s, now(), now())), "
+           "written AS (INSERT INTO outbox (message_id, kind, name, payload, sent_at, "
+           "created_at, attempts) VALUES (%(event_id)s, 'event', 'PET_RESERVED', "
+           "CAST(%(event)s AS jsonb), now(), now(), 0), (%(command_id)s, 'command', "
+           "'orders.place_order', CAST(%(command)s AS jsonb), NULL, now(), 0)), "
+           "confirmed AS (UPDATE outbox SET sent_at = now() WHERE message_id = %(taken)s "
+           "AND sent_at IS NULL) "
            "UPDATE sagas SET current_step = 1, attempt = 0, sweeps = 0, "
            "payload = CAST(%(payload)s AS jsonb), version = version + 2, "
            "deadline_at = %(deadline)s, updated_at = now() WHERE id = %(saga)s "
            "RETURNING set_config('synchronous_commit', 'off', true)")
-MARK = ("UPDATE outbox SET sent_at = now() WHERE message_id = ANY(%(ids)s) "
-        "AND sent_at IS NULL")
 
 
-def reserve_by_hand(execute: Execute, mark: Execute, saga_id: uuid.UUID) -> None:
+def reserve_by_hand(execute: Execute, saga_id: uuid.UUID, taken: uuid.UUID) -> None:
     """The engine's statements for this step, in one transaction (`execute`'s), then the
-    relay's publish and its autocommit mark."""
+    relay's publish; the command `taken` is the one this step was sent."""
     from models.db import utcnow
     from models.outbox import Message
     from workers.relay import _publish
@@ -64,21 +68,23 @@ def reserve_by_hand(execute: Execute, mark: Execute, saga_id: uuid.UUID) -> None
     payload = execute(LOCK, {"saga": saga_id})[0][0]
     pet, order = payload["pet_id"], payload["order_id"]
     version = execute(RESERVE, {"order": order, "pet": pet})[0][0]
-    rows = execute(MESSAGES, {
-        "event": json.dumps({"pet_id": pet, "status": "pending", "version": version}),
-        "command": json.dumps({"saga_id": str(saga_id), "step": "place_order",
-                               "phase": "action"})})
+    event = Message("event", "PET_RESERVED", {"pet_id": pet, "status": "pending",
+                                              "version": version})
+    command = Message("command", "orders.place_order", {"saga_id": str(saga_id),
+                                                        "step": "place_order",
+                                                        "phase": "action"})
     execute(ADVANCE, {"saga": saga_id, "payload": json.dumps({**payload, "pet_version": version}),
-                      "deadline": utcnow() + timedelta(seconds=30), "task": str(uuid.uuid4())})
+                      "deadline": utcnow() + timedelta(seconds=30), "taken": taken,
+                      "event_id": event.message_id, "event": json.dumps(event.payload),
+                      "command_id": command.message_id, "command": json.dumps(command.payload)})
     execute("COMMIT", {})
-    sent, _ = _publish([Message(k, n, p, m) for m, k, n, p in rows])
-    mark(MARK, {"ids": sent})
+    _publish([event, command])
 
 
-def through_sqlalchemy() -> Callable[[uuid.UUID], None]:
+def through_sqlalchemy() -> Step:
     from sqlalchemy import text
 
-    from models.db import bookkeeping_engine, engine
+    from models.db import engine
 
     def run(connection: Any, sql: str, params: dict[str, Any]) -> Sequence[Sequence[Any]]:
         if sql == "COMMIT":
@@ -87,19 +93,17 @@ def through_sqlalchemy() -> Callable[[uuid.UUID], None]:
         result = connection.execute(text(re.sub(r"%\((\w+)\)s", r":\1", sql)), params)
         return result.all() if result.returns_rows else []
 
-    def step(saga_id: uuid.UUID) -> None:
-        with engine().connect() as work, bookkeeping_engine().connect() as bookkeeping:
-            reserve_by_hand(lambda sql, params: run(work, sql, params),
-                            lambda sql, params: run(bookkeeping, sql, params), saga_id)
+    def step(saga_id: uuid.UUID, taken: uuid.UUID) -> None:
+        with engine().connect() as work:
+            reserve_by_hand(lambda sql, params: run(work, sql, params), saga_id, taken)
 
     return step
 
 
-def through_psycopg(url: str) -> Callable[[uuid.UUID], None]:
+def through_psycopg(url: str) -> Step:
     import psycopg
 
     work = psycopg.connect(url)
-    bookkeeping = psycopg.connect(url, autocommit=True)
 
     def run(connection: psycopg.Connection, sql: str, params: dict[str, Any]) -> list:
         if sql == "COMMIT":
@@ -108,20 +112,36 @@ def through_psycopg(url: str) -> Callable[[uuid.UUID], None]:
         cursor = connection.execute(sql, params)
         return cursor.fetchall() if cursor.description else []
 
-    def step(saga_id: uuid.UUID) -> None:
-        reserve_by_hand(lambda sql, params: run(work, sql, params),
-                        lambda sql, params: run(bookkeeping, sql, params), saga_id)
+    def step(saga_id: uuid.UUID, taken: uuid.UUID) -> None:
+        reserve_by_hand(lambda sql, params: run(work, sql, params), saga_id, taken)
 
     return step
 
 
-def through_the_engine(saga_id: uuid.UUID) -> None:
+def through_the_engine(saga_id: uuid.UUID, taken: uuid.UUID) -> None:
     from workers.pets import reserve_pet
 
-    reserve_pet.run(str(saga_id), "reserve_pet", "action")
+    reserve_pet.push_request(id=str(taken))  # as a worker runs the command it took
+    try:
+        reserve_pet.run(str(saga_id), "reserve_pet", "action")
+    finally:
+        reserve_pet.pop_request()
 
 
-def median_ms(ways: dict[str, Callable[[uuid.UUID], None]], count: int) -> dict[str, float]:
+def first_command(saga_id: uuid.UUID) -> uuid.UUID:
+    """The message id of the command that starting the saga sent: its first step's."""
+    from sqlalchemy import select
+
+    from models.db import unit_of_work
+    from models.outbox import COMMAND, OutboxMessage
+
+    with unit_of_work() as session:
+        return session.scalars(select(OutboxMessage.message_id).where(
+            OutboxMessage.payload["saga_id"].astext == str(saga_id),
+            OutboxMessage.kind == COMMAND)).one()
+
+
+def median_ms(ways: dict[str, Step], count: int) -> dict[str, float]:
     """Each way's median milliseconds over `count` fresh sagas of its own, the ways taking
     turns step by step (so that a burst of the machine's other work slows them alike);
     every saga must advance."""
@@ -135,8 +155,10 @@ def median_ms(ways: dict[str, Callable[[uuid.UUID], None]], count: int) -> dict[
     times: dict[str, list[float]] = {name: [] for name in ways}
     for i in range(count):
         for name, step in ways.items():
+            saga_id = sagas[name][i]
+            taken = first_command(saga_id)
             started = time.perf_counter()
-            step(sagas[name][i])
+            step(saga_id, taken)
             times[name].append(time.perf_counter() - started)
     everyone = [saga_id for started in sagas.values() for saga_id in started]
     with unit_of_work() as session:
