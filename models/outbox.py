@@ -152,6 +152,14 @@ def confirm(connection: Connection, message_id: uuid.UUID) -> None:
     connection.execute(CONFIRM, {"confirmed": message_id})
 
 
+def supersede(connection: Connection, *, saga_of: str) -> None:
+    """Stop awaiting a saga's unconfirmed commands: the sweeper dispatches its step anew."""
+    connection.execute(
+        update(OUTBOX).where(OUTBOX.c.sent_at.is_(None), OUTBOX.c.kind == COMMAND,
+                             OUTBOX.c.payload["saga_id"].astext == saga_of)
+        .values(sent_at=func.now(), last_error="superseded: the step was dispatched again"))
+
+
 @event.listens_for(Session, "before_commit")
 def _write(session: Session) -> None:
     messages = session.info.pop(UNWRITTEN_KEY, None)
@@ -167,11 +175,3 @@ def _write(session: Session) -> None:
 @event.listens_for(Session, "after_soft_rollback")
 def _forget(session: Session, previous_transaction: object) -> None:
     session.info.pop(UNWRITTEN_KEY, None)
-
-
-def supersede(connection: Connection, *, saga_of: str) -> None:
-    """Stop awaiting a saga's unconfirmed commands: the sweeper dispatches its step anew."""
-    connection.execute(
-        update(OUTBOX).where(OUTBOX.c.sent_at.is_(None), OUTBOX.c.kind == COMMAND,
-                             OUTBOX.c.payload["saga_id"].astext == saga_of)
-        .values(sent_at=func.now(), last_error="superseded: the step was dispatched again"))
