@@ -4,8 +4,9 @@
 
 In one process, with no worker running, `pets.reserve_pet` runs for N create-order sagas
 waiting at their first step, three ways taking turns, each taking the saga's first command
-(confirming it), committing the same rows and then publishing its messages, as the outbox
-relay does:
+(acting on the saga's state the command carries, confirming it, saving the saga only if it
+is still at the command's version), committing the same rows and then publishing its
+messages, as the outbox relay does:
 
 - the step's task body, through the engine (`sagas.runner`, a SQLAlchemy Session);
 - the same SQL, hand-written, through a SQLAlchemy Connection;
@@ -35,13 +36,14 @@ from bench.common import report, servers
 from bench.sagas import make_pets, start_saga
 
 Execute = Callable[[str, dict[str, Any]], Sequence[Sequence[Any]]]
-Step = Callable[[uuid.UUID, uuid.UUID], None]  # (the saga, the command the step took)
+# (the saga, the command the step took and the saga's state it carries)
+Step = Callable[[uuid.UUID, uuid.UUID, dict[str, Any]], None]
 
-LOCK = "SELECT payload FROM sagas WHERE id = %(saga)s FOR UPDATE"
 RESERVE = ("UPDATE pets SET status = 'pending', order_id = %(order)s, version = version + 1 "
            "WHERE id = %(pet)s AND status = 'available' RETURNING version")
 # The step's log entry, its messages (the event nobody hears stored as sent), the
-# confirmation of the command it took, the saga's new state and the commit's wait: one
+# confirmation of the command it took, the saga's new state (if it is still at the
+# command's version and the command was not taken before) and the commit's wait: one
 # statement.
 ADVANCE = ("WITH logged AS (INSERT INTO saga_steps (saga_id, step, step_index, phase, attempt, "
            "status, task_name, task_id, started_at, ended_at) VALUES (%(saga)s, 'reserve_pet', "
@@ -51,29 +53,33 @@ ADVANCE = ("WITH logged AS (INSERT INTO saga_steps (saga_id, step, step_index, p
            "CAST(%(event)s AS jsonb), now(), now(), 0), (%(command_id)s, 'command', "
            "'orders.place_order', CAST(%(command)s AS jsonb), NULL, now(), 0)), "
            "confirmed AS (UPDATE outbox SET sent_at = now() WHERE message_id = %(taken)s "
-           "AND sent_at IS NULL) "
+           "AND sent_at IS NULL RETURNING id) "
            "UPDATE sagas SET current_step = 1, attempt = 0, sweeps = 0, "
-           "payload = CAST(%(payload)s AS jsonb), version = version + 2, "
+           "payload = CAST(%(payload)s AS jsonb), version = version + 1, "
            "deadline_at = %(deadline)s, updated_at = now() WHERE id = %(saga)s "
+           "AND version = %(version)s AND EXISTS (SELECT FROM confirmed) "
            "RETURNING set_config('synchronous_commit', 'off', true)")
 
 
-def reserve_by_hand(execute: Execute, saga_id: uuid.UUID, taken: uuid.UUID) -> None:
+def reserve_by_hand(execute: Execute, saga_id: uuid.UUID, taken: uuid.UUID,
+                    sent: dict[str, Any]) -> None:
     """The engine's statements for this step, in one transaction (`execute`'s), then the
-    relay's publish; the command `taken` is the one this step was sent."""
+    relay's publish; the command `taken` is the one this step was sent, with `sent`."""
     from models.db import utcnow
     from models.outbox import Message
     from workers.relay import _publish
 
-    payload = execute(LOCK, {"saga": saga_id})[0][0]
+    payload = sent["payload"]
     pet, order = payload["pet_id"], payload["order_id"]
     version = execute(RESERVE, {"order": order, "pet": pet})[0][0]
     event = Message("event", "PET_RESERVED", {"pet_id": pet, "status": "pending",
                                               "version": version})
-    command = Message("command", "orders.place_order", {"saga_id": str(saga_id),
-                                                        "step": "place_order",
-                                                        "phase": "action"})
-    execute(ADVANCE, {"saga": saga_id, "payload": json.dumps({**payload, "pet_version": version}),
+    payload = {**payload, "pet_version": version}
+    command = Message("command", "orders.place_order", {
+        "saga_id": str(saga_id), "step": "place_order", "phase": "action",
+        "sent": {**sent, "payload": payload, "current_step": 1, "version": sent["version"] + 1}})
+    execute(ADVANCE, {"saga": saga_id, "payload": json.dumps(payload),
+                      "version": sent["version"],
                       "deadline": utcnow() + timedelta(seconds=30), "taken": taken,
                       "event_id": event.message_id, "event": json.dumps(event.payload),
                       "command_id": command.message_id, "command": json.dumps(command.payload)})
@@ -93,9 +99,9 @@ def through_sqlalchemy() -> Step:
         result = connection.execute(text(re.sub(r"%\((\w+)\)s", r":\1", sql)), params)
         return result.all() if result.returns_rows else []
 
-    def step(saga_id: uuid.UUID, taken: uuid.UUID) -> None:
+    def step(saga_id: uuid.UUID, taken: uuid.UUID, sent: dict[str, Any]) -> None:
         with engine().connect() as work:
-            reserve_by_hand(lambda sql, params: run(work, sql, params), saga_id, taken)
+            reserve_by_hand(lambda sql, params: run(work, sql, params), saga_id, taken, sent)
 
     return step
 
@@ -112,33 +118,35 @@ def through_psycopg(url: str) -> Step:
         cursor = connection.execute(sql, params)
         return cursor.fetchall() if cursor.description else []
 
-    def step(saga_id: uuid.UUID, taken: uuid.UUID) -> None:
-        reserve_by_hand(lambda sql, params: run(work, sql, params), saga_id, taken)
+    def step(saga_id: uuid.UUID, taken: uuid.UUID, sent: dict[str, Any]) -> None:
+        reserve_by_hand(lambda sql, params: run(work, sql, params), saga_id, taken, sent)
 
     return step
 
 
-def through_the_engine(saga_id: uuid.UUID, taken: uuid.UUID) -> None:
+def through_the_engine(saga_id: uuid.UUID, taken: uuid.UUID, sent: dict[str, Any]) -> None:
     from workers.pets import reserve_pet
 
-    reserve_pet.push_request(id=str(taken))  # as a worker runs the command it took
+    reserve_pet.push_request(id=str(taken), retries=0)  # as a worker runs the command it took
     try:
-        reserve_pet.run(str(saga_id), "reserve_pet", "action")
+        reserve_pet.run(str(saga_id), "reserve_pet", "action", sent=sent)
     finally:
         reserve_pet.pop_request()
 
 
-def first_command(saga_id: uuid.UUID) -> uuid.UUID:
-    """The message id of the command that starting the saga sent: its first step's."""
+def first_command(saga_id: uuid.UUID) -> tuple[uuid.UUID, dict[str, Any]]:
+    """The message id of the command that starting the saga sent (its first step's), and
+    the saga's state it carries."""
     from sqlalchemy import select
 
     from models.db import unit_of_work
     from models.outbox import COMMAND, OutboxMessage
 
     with unit_of_work() as session:
-        return session.scalars(select(OutboxMessage.message_id).where(
+        command = session.scalars(select(OutboxMessage).where(
             OutboxMessage.payload["saga_id"].astext == str(saga_id),
             OutboxMessage.kind == COMMAND)).one()
+        return command.message_id, command.payload["sent"]
 
 
 def median_ms(ways: dict[str, Step], count: int) -> dict[str, float]:
@@ -156,9 +164,9 @@ def median_ms(ways: dict[str, Step], count: int) -> dict[str, float]:
     for i in range(count):
         for name, step in ways.items():
             saga_id = sagas[name][i]
-            taken = first_command(saga_id)
+            taken, sent = first_command(saga_id)
             started = time.perf_counter()
-            step(saga_id, taken)
+            step(saga_id, taken, sent)
             times[name].append(time.perf_counter() - started)
     everyone = [saga_id for started in sagas.values() for saga_id in started]
     with unit_of_work() as session:

@@ -133,12 +133,30 @@ class SagaState:
     ended_at: datetime | None = None
     # An attempt for the step log (its LOGGED columns), written with the state.
     new_attempt: dict[str, Any] | None = None
+    # The task of the current step's command, to send with the state once it is final.
+    command: str | None = None
+
+
+# What a command carries of its saga's state, so that its step need not read it.
+SENT = ("kind", "status", "payload", "current_step", "phase", "attempt", "sweeps", "version",
+        "error", "error_code")
+
+
+def as_sent(saga: SagaState) -> dict[str, Any]:
+    return {name: getattr(saga, name) for name in SENT}
+
+
+def from_sent(saga_id: uuid.UUID, sent: dict[str, Any]) -> SagaState:
+    """The saga as its command was sent; its deadline is the step's to set again."""
+    return SagaState(id=saga_id, **{name: sent[name] for name in SENT})
 
 
 @cache
-def _save(*, logging: bool, writing: bool, confirming: bool) -> Update:
+def _save(*, logging: bool, writing: bool, confirming: bool, expecting: bool) -> Update:
     """The statement that saves a saga's state, with what else its transaction writes: the
-    attempt's log entry, the transaction's outbox messages, the delivery's confirmation."""
+    attempt's log entry, the transaction's outbox messages, the delivery's confirmation.
+    `expecting`: only if the saga is still at the version expected and the delivery's
+    command was not taken before."""
     statement = (
         update(SAGAS).where(SAGAS.c.id == bindparam("saga_id"))
         .values({**{name: bindparam(f"new_{name}") for name in CHANGING},
@@ -152,7 +170,11 @@ def _save(*, logging: bool, writing: bool, confirming: bool) -> Update:
     if writing:
         statement = statement.add_cte(outbox.WRITE_FROM_JSON.cte("written"))
     if confirming:
-        statement = statement.add_cte(outbox.CONFIRM.cte("confirmed"))
+        confirmed = outbox.CONFIRM.returning(outbox.OUTBOX.c.id).cte("confirmed")
+        statement = statement.add_cte(confirmed)
+        if expecting:
+            statement = statement.where(SAGAS.c.version == bindparam("expected_version"),
+                                        select(confirmed.c.id).exists())
     return statement
 
 
@@ -175,10 +197,15 @@ def lock_overdue(connection: Connection, limit: int) -> list[SagaState]:
 
 
 def save(connection: Connection, saga: SagaState, *, wait_for_disk: bool = True,
-         messages: list[outbox.Message] | None = None, confirm: uuid.UUID | None = None) -> None:
+         messages: list[outbox.Message] | None = None, confirm: uuid.UUID | None = None,
+         expected_version: int | None = None) -> bool:
     """Write the saga's state, its new attempt if it has one, these outbox messages and the
     confirmation of the command that `confirm` names, in one statement; with `wait_for_disk`
-    False the transaction's commit does not wait for the disk."""
+    False the transaction's commit does not wait for the disk.
+
+    With `expected_version` (and `confirm`) the saga is saved only if it is still at that
+    version and that command was not taken before; False when it was not saved (then the
+    statement's other writes must roll back)."""
     params = {"saga_id": saga.id, "synchronous_commit": "on" if wait_for_disk else "off",
               **{f"new_{name}": getattr(saga, name) for name in CHANGING}}
     if saga.new_attempt is not None:
@@ -188,9 +215,14 @@ def save(connection: Connection, saga: SagaState, *, wait_for_disk: bool = True,
         params["outbox"] = outbox.as_json(messages)
     if confirm is not None:
         params["confirmed"] = confirm
-    connection.execute(_save(logging=saga.new_attempt is not None, writing=bool(messages),
-                             confirming=confirm is not None), params)
+    if expected_version is not None:
+        assert confirm is not None, "a saved state is expected only with its command's id"
+        params["expected_version"] = expected_version
+    saved = connection.execute(_save(
+        logging=saga.new_attempt is not None, writing=bool(messages),
+        confirming=confirm is not None, expecting=expected_version is not None), params)
     saga.new_attempt = None
+    return saved.first() is not None
 
 
 @cache

@@ -13,8 +13,9 @@ import os
 import random
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, partial
 
 
 class InjectedError(RuntimeError):
@@ -51,16 +52,26 @@ def configured() -> dict[str, Fault]:
     return parse(os.environ.get("PETSTORE_FAULTS", ""))
 
 
-def inject(task_name: str) -> None:
-    """Called mid-step, inside the step's transaction."""
+def drawn(task_name: str) -> Callable[[], None]:
+    """The fault of one delivery, drawn once, to inject mid-step, inside the step's
+    transaction: a step run twice (on the state its command carries, then locked) meets
+    the same fault both times."""
     fault = configured().get(task_name)
-    if fault is None:
-        return
+    if fault is None or (fault.kind != "delay" and random.random() >= fault.value):
+        return _none
+    return partial(_inject, fault, task_name)
+
+
+def _none() -> None:
+    pass
+
+
+def _inject(fault: Fault, task_name: str) -> None:
     if fault.kind == "delay":
         time.sleep(fault.value)
-    elif random.random() < fault.value:
-        if fault.kind == "error":
-            raise InjectedError(f"injected transient error in {task_name}")
-        if fault.kind == "fail":
-            raise InjectedFailure(f"injected business failure in {task_name}")
+    elif fault.kind == "error":
+        raise InjectedError(f"injected transient error in {task_name}")
+    elif fault.kind == "fail":
+        raise InjectedFailure(f"injected business failure in {task_name}")
+    else:
         os.kill(os.getpid(), signal.SIGKILL)

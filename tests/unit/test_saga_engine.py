@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -21,6 +22,7 @@ from sqlalchemy import text as sql
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from models import db
 from models.db import unit_of_work, utcnow
 from models.outbox import COMMAND, OutboxMessage
 from models.saga import (
@@ -31,6 +33,7 @@ from models.saga import (
     COMPLETED,
     FAILED,
     RUNNING,
+    SENT,
     Saga,
     SagaStep,
 )
@@ -148,7 +151,7 @@ class Script:
                 .order_by(OutboxMessage.id)
             ).all()
         assert all(row.kind == "command" for row in rows)
-        assert all(set(row.payload) == {"saga_id", "step", "phase"} for row in rows)
+        assert all(set(row.payload) == {"saga_id", "step", "phase", "sent"} for row in rows)
         return [Command(row.name, row.payload["step"], row.payload["phase"]) for row in rows]
 
     def told_when_not_completed(self) -> list[tuple[str, dict[str, Any]]]:
@@ -352,6 +355,154 @@ def test_the_sweeper_supersedes_the_commands_of_a_step_it_dispatches_again(given
     assert lost.sent_at is not None and "superseded" in lost.last_error
     assert (again.payload["step"], again.sent_at) == ("book_hotel", None)
     assert taken(trip, again, lambda payload: {})  # the step's new command is the one taken
+
+
+# Commands that carry the saga's state: a first delivery need not lock the saga.
+
+
+def as_sent(trip: Script, row: OutboxMessage) -> Delivery:
+    return Delivery(trip.id, row.payload["step"], row.payload["phase"], str(row.message_id),
+                    sent=row.payload["sent"])
+
+
+def taken_as_sent(trip: Script, row: OutboxMessage, action: engine.Action) -> None:
+    """The command in `row` delivered as the runner first tries it: on the state it carries."""
+    with unit_of_work() as session:
+        engine.finish_sent(session, as_sent(trip, row), action)
+
+
+@contextmanager
+def statements() -> Iterator[list[str]]:
+    """The SQL sent to the database meanwhile."""
+    sent: list[str] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany) -> None:
+        sent.append(statement)
+
+    event.listen(db.engine(), "before_cursor_execute", record)
+    try:
+        yield sent
+    finally:
+        event.remove(db.engine(), "before_cursor_execute", record)
+
+
+def test_each_command_carries_the_saga_state_it_was_saved_with(given):
+    trip = given()
+    for step in (HOTEL, FLIGHT):
+        newest = command_rows(trip)[-1]
+        saga = trip.saga
+        assert newest.payload["sent"] == {name: getattr(saga, name) for name in SENT}
+        trip.reply(step.name, **{step.name: text()})
+    trip.overdue()
+    trip.sweep()
+    saga = trip.saga
+    assert command_rows(trip)[-1].payload["sent"] == {name: getattr(saga, name) for name in SENT}
+
+
+def test_a_first_delivery_on_the_state_its_command_carries_does_not_lock_the_saga(given):
+    trip, twin = given(), given()
+    [hotel] = command_rows(trip)
+    with statements() as sent:
+        taken_as_sent(trip, hotel, lambda payload: {"room": 12})
+    assert not any("FOR UPDATE" in statement for statement in sent)
+    assert len(sent) == 1  # the saga's state, its log, its messages and the confirmation
+    twin.finish(HOTEL.name, None, lambda payload: {"room": 12})  # the same, locked
+    assert trip.state()[:6] == twin.state()[:6]
+    assert trip.saga.payload == {**trip.payload, "room": 12}
+    assert trip.log() == twin.log() == [(HOTEL.name, ACTION, 1, "succeeded")]
+    assert command_rows(trip)[0].sent_at is not None
+    trip.expect(command(HOTEL), command(FLIGHT))
+
+
+def test_on_its_commands_state_only_the_step_that_ends_a_saga_waits_for_the_disk(
+        given, commits_waiting_for_the_disk):
+    trip = given()
+    for step in TRIP.steps:
+        commits_waiting_for_the_disk.clear()
+        taken_as_sent(trip, command_rows(trip)[-1], lambda payload: {})
+        assert commits_waiting_for_the_disk == [step is CARD]
+    assert trip.saga.status == COMPLETED
+
+
+def test_a_command_whose_saga_moved_on_is_left_to_the_lock_with_its_work_undone(given):
+    trip = given()
+    [hotel] = command_rows(trip)
+    trip.reply(HOTEL.name, room=7)  # another delivery of it answered first
+    before, key = trip.state(), text()
+    with pytest.raises(engine.Moved), unit_of_work() as session:
+        engine.finish_sent(session, as_sent(trip, hotel),
+                           lambda payload: participant_does(session, key))
+    assert trip.state() == before and not participant_did(key)
+
+
+def test_a_command_the_database_lost_is_left_to_the_lock(given):
+    trip = given()
+    [hotel] = command_rows(trip)
+    # As if a crash lost the commit that sent it, and the saga got back to the same version.
+    with unit_of_work() as session:
+        session.execute(delete(OutboxMessage).where(OutboxMessage.id == hotel.id))
+    before = trip.state()
+    with pytest.raises(engine.Moved):
+        taken_as_sent(trip, hotel, lambda payload: {"room": 1})
+    assert trip.state() == before and trip.log() == []
+
+
+def test_a_command_of_a_step_that_failed_before_is_left_to_the_lock(given):
+    trip = given()
+    [hotel] = command_rows(trip)
+    trip.glitch(HOTEL.name)  # Celery retries this very message: its state is old
+    with pytest.raises(engine.Moved):
+        taken_as_sent(trip, hotel, never)
+    assert trip.log() == [(HOTEL.name, ACTION, 1, "failed")]
+
+
+def test_a_step_that_raises_on_its_commands_state_is_left_to_the_lock(given):
+    trip = given()
+    [hotel] = command_rows(trip)
+    with pytest.raises(engine.Moved, match="no rooms"):
+        taken_as_sent(trip, hotel, raising(NoRooms("no rooms")))
+    assert trip.log() == [] and command_rows(trip)[0].sent_at is None
+
+
+def test_the_runner_runs_a_command_on_its_state_once(given):
+    trip = given()
+    calls = []
+
+    def book(session, payload):
+        calls.append(payload)
+        return {"room": 3}
+
+    [hotel] = command_rows(trip)
+    assert runner.run_step(HOTEL.action, book, as_sent(trip, hotel)) is None
+    assert calls == [trip.payload]
+    assert trip.saga.payload["room"] == 3
+    trip.expect(command(HOTEL), command(FLIGHT))
+
+
+def test_the_runner_runs_a_command_whose_saga_moved_on_again_locked_and_ignores_it(given):
+    trip = given()
+    [hotel] = command_rows(trip)
+    trip.reply(HOTEL.name, room=7)
+    calls = []
+    before = trip.state()
+    assert runner.run_step(HOTEL.action, lambda session, payload: calls.append(1),
+                           as_sent(trip, hotel)) is None
+    assert calls == [1]  # on the state it carried; rolled back; then ignored, locked
+    assert trip.state() == before
+
+
+def test_the_runner_decides_a_refusal_locked_and_draws_the_fault_once(given, monkeypatch):
+    trip = given()
+    monkeypatch.setattr(faults, "configured", lambda: {HOTEL.action: Fault("fail", 0.5)})
+    draws = iter([0.25, 0.75])  # a second draw would miss
+    monkeypatch.setattr(faults.random, "random", lambda: next(draws))
+    [hotel] = command_rows(trip)
+    calls = []
+    with pytest.raises(runner.StepRefused, match="injected business failure"):
+        runner.run_step(HOTEL.action, lambda session, payload: calls.append(1),
+                        as_sent(trip, hotel))
+    assert calls == [1, 1]  # on the command's state, then locked
+    assert trip.saga.status == COMPENSATED and trip.saga.error_code == "InjectedFailure"
 
 
 # The happy path.

@@ -28,9 +28,10 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
 
 from models.db import unit_of_work, utcnow
-from models.outbox import OutboxMessage
+from models.outbox import COMMAND, OutboxMessage
 from models.saga import (
     ACTION,
     COMPENSATED,
@@ -115,26 +116,32 @@ class Driver:
             return engine.begin_attempt(
                 session, Delivery(self.id, STEPS[index].name, phase, uuid.uuid4().hex))
 
-    def finish(self, index: int, phase: str, attempt: int | None, outcome: str) -> None:
-        """`attempt` None: a first delivery, counted with its work."""
+    def _action(self, session: Session, index: int, phase: str, attempt: int | None,
+                outcome: str, ran: list[bool]) -> engine.Action:
         name = STEPS[index].name
-        delivery = Delivery(self.id, name, phase, uuid.uuid4().hex, attempt)
-        ran = []
+
+        def act(payload: dict[str, Any]) -> dict[str, Any]:
+            self.calls.append((index, phase))
+            ran.append(self._ok_to_run(index, phase))
+            effects.write(session, f"{EFFECTS}{self.id}:{name}:{phase}:{uuid.uuid4().hex}")
+            if outcome == "refuse":
+                raise Refused(f"{name} says no")
+            if outcome == "transient":
+                raise Glitch(f"{name} timed out")
+            return {f"{name}_{phase}": attempt}
+
+        return act
+
+    def finish(self, index: int, phase: str, attempt: int | None, outcome: str,
+               task_id: str | None = None) -> None:
+        """`attempt` None: a first delivery, counted with its work."""
+        delivery = Delivery(self.id, STEPS[index].name, phase, task_id or uuid.uuid4().hex,
+                            attempt)
+        ran: list[bool] = []
         try:
             with unit_of_work() as session:
-
-                def act(payload: dict[str, Any]) -> dict[str, Any]:
-                    self.calls.append((index, phase))
-                    ran.append(self._ok_to_run(index, phase))
-                    effects.write(session,
-                                  f"{EFFECTS}{self.id}:{name}:{phase}:{uuid.uuid4().hex}")
-                    if outcome == "refuse":
-                        raise Refused(f"{name} says no")
-                    if outcome == "transient":
-                        raise Glitch(f"{name} timed out")
-                    return {f"{name}_{phase}": attempt}
-
-                engine.finish_attempt(session, delivery, act)
+                engine.finish_attempt(session, delivery,
+                                      self._action(session, index, phase, attempt, outcome, ran))
         except engine.CountFirst:
             assert not ran, "a delivery sent to be counted first ran its action"
             self.deliver(index, phase, outcome)
@@ -148,9 +155,57 @@ class Driver:
             if ran and outcome == "succeed":
                 self.effects.append((index, phase))
         assert all(ran), (
-            f"{name} {phase} ran although the effects so far are {self.effects}")
+            f"{STEPS[index].name} {phase} ran although the effects so far are {self.effects}")
 
-    def deliver(self, index: int, phase: str, outcome: str, first: bool = False) -> None:
+    def commands(self) -> list[OutboxMessage]:
+        """The saga's commands, newest first."""
+        with unit_of_work() as session:
+            return list(session.scalars(select(OutboxMessage).where(
+                OutboxMessage.payload["saga_id"].astext == self.id,
+                OutboxMessage.kind == COMMAND).order_by(OutboxMessage.id.desc())))
+
+    def deliver_sent(self, command: OutboxMessage, outcome: str) -> None:
+        """A command from the outbox, delivered (again) as a first delivery is: on the saga's
+        state it carries, and when that does not finish it, with the saga locked."""
+        if outcome == "crash":  # a crashed first delivery rolls back: as if it never came
+            return
+        step, phase, sent = (command.payload[key] for key in ("step", "phase", "sent"))
+        index = DEFINITION.index(step)
+        delivery = Delivery(self.id, step, phase, str(command.message_id), sent=sent)
+        ran: list[bool] = []
+        try:
+            with unit_of_work() as session:
+                engine.finish_sent(session, delivery,
+                                   self._action(session, index, phase, None, outcome, ran))
+        except engine.Moved:  # what it did rolled back, whether it was allowed to or not
+            self.finish(index, phase, None, outcome, task_id=str(command.message_id))
+        else:
+            assert ran == [True], (
+                f"{step} {phase} committed although the effects so far are {self.effects}")
+            self.effects.append((index, phase))
+
+    def sent(self, which: int, outcome: str) -> None:
+        """The newest command, or an earlier one, delivered again."""
+        commands = self.commands()
+        self.deliver_sent(commands[which % len(commands)], outcome)
+
+    def sent_stale(self, which: int, outcome: str) -> None:
+        """An earlier command, of a step and phase the saga no longer waits for."""
+        saga = self.saga()
+        stale = [c for c in self.commands() if saga.status not in IN_FLIGHT or (
+            c.payload["step"], c.payload["phase"]) != (STEPS[saga.current_step].name,
+                                                       saga.phase)]
+        if stale:
+            self.deliver_sent(stale[which % len(stale)], outcome)
+
+    def deliver(self, index: int, phase: str, outcome: str, first: bool | str = False) -> None:
+        """`first`: a first delivery, counted with its work; "sent": the newest command."""
+        if first == SENT:
+            command = self.commands()[0]
+            assert (command.payload["step"], command.payload["phase"]) == (
+                STEPS[index].name, phase), "the newest command is not the one awaited"
+            self.deliver_sent(command, outcome)
+            return
         if first:  # a crash rolls its count back with its work: as if it never came
             if outcome != "crash":
                 self.finish(index, phase, None, outcome)
@@ -163,7 +218,7 @@ class Driver:
         else:
             self.finish(index, phase, attempt, outcome)
 
-    def deliver_current(self, outcome: str, first: bool = False) -> None:
+    def deliver_current(self, outcome: str, first: bool | str = False) -> None:
         """The message the saga waits for now (if it waits for one)."""
         saga = self.saga()
         if saga.status in IN_FLIGHT:
@@ -197,7 +252,8 @@ class Driver:
         self.history.append(event)
         kind, *args = event
         {"deliver": self.deliver, "current": self.deliver_current, "late": self.late,
-         "late_stale": self.late_stale, "sweep": self.sweep}[kind](*args)
+         "late_stale": self.late_stale, "sent": self.sent, "sent_stale": self.sent_stale,
+         "sweep": self.sweep}[kind](*args)
         self.check()
 
     # What must hold.
@@ -330,14 +386,17 @@ def run(drivers: list[Driver], events: list[tuple]) -> Driver:
 
 STEP_INDEX = st.integers(0, LAST)
 # Half of the events are the message the saga waits for, so that sagas get somewhere.
-# A first delivery (counted with its work) or any other (counted on its own first).
-FIRST = st.booleans()
+# A first delivery (counted with its work), the newest command delivered as the runner
+# delivers it (on the state it carries), or any other (counted on its own first).
+SENT = "sent"
+FIRST = st.sampled_from((True, SENT, False))
 CURRENT = st.tuples(st.just("current"), st.sampled_from(("succeed", *OUTCOMES)), FIRST)
 EVENT = st.one_of(
     CURRENT, CURRENT, CURRENT, CURRENT,
     st.tuples(st.just("deliver"), STEP_INDEX, st.sampled_from(PHASES), st.sampled_from(OUTCOMES),
-              FIRST),
+              st.booleans()),
     st.tuples(st.just("late"), st.integers(0, 10), st.sampled_from(OUTCOMES[:3])),
+    st.tuples(st.just("sent"), st.integers(0, 10), st.sampled_from(OUTCOMES)),
     st.tuples(st.just("sweep")),
 )
 PROPERTY_SETTINGS = settings(max_examples=50, deadline=None,
@@ -363,6 +422,7 @@ NOISE = st.one_of(
               st.sampled_from(OUTCOMES)),
     st.tuples(st.just("undo"), st.sampled_from(OUTCOMES)),
     st.tuples(st.just("late_stale"), st.integers(0, 10), st.sampled_from(OUTCOMES[:3])),
+    st.tuples(st.just("sent_stale"), st.integers(0, 10), st.sampled_from(OUTCOMES)),
 )
 # Before each step's successful delivery: noise, perhaps one failed try of the step (every
 # budget allows two tries), perhaps one sweep (every budget allows two dispatches).
