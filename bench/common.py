@@ -15,6 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -67,6 +69,74 @@ def worker(concurrency: int, log: Path, queues: str = "pets,photos,orders,invent
         except subprocess.TimeoutExpired:  # still busy with a backlog it need not finish
             os.killpg(process.pid, signal.SIGKILL)  # its pool children too: none is orphaned
             process.wait()
+
+
+def _server_tree(pid: int, name: str) -> list[psutil.Process]:
+    """The server process `pid` and its children, if it runs here (a server on another
+    machine reports a pid that means nothing here)."""
+    try:
+        server = psutil.Process(pid)
+        if name not in server.name():
+            return []
+        return [server, *server.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
+
+
+def postgres_processes() -> list[psutil.Process]:
+    """The PostgreSQL server's processes: the postmaster and its backends."""
+    from sqlalchemy import text
+
+    from models.db import one_statement
+
+    with one_statement() as connection:
+        backend = connection.execute(text("SELECT pg_backend_pid()")).scalar_one()
+    return _server_tree(psutil.Process(backend).ppid(), "postgres") \
+        if psutil.pid_exists(backend) else []
+
+
+def redis_processes() -> list[psutil.Process]:
+    import redis
+
+    server = redis.Redis.from_url(os.environ["REDIS_URL"]).info("server")
+    return _server_tree(server["process_id"], "redis")
+
+
+class CpuMeter:
+    """Where the machine's CPU time goes, by the processes a run uses: the worker's main
+    process (it takes messages from the broker and hands them to its pool), its pool
+    processes (the tasks), PostgreSQL, Redis, and this benchmark (the callers)."""
+
+    def __init__(self, worker_pid: int) -> None:
+        self.worker_pid = worker_pid
+
+    def _processes(self) -> dict[str, list[psutil.Process]]:
+        main = psutil.Process(self.worker_pid)
+        return {"worker main process": [main], "worker pool processes": main.children(),
+                "PostgreSQL": postgres_processes(), "Redis": redis_processes(),
+                "benchmark (callers)": [psutil.Process()]}
+
+    @staticmethod
+    def _seconds(processes: list[psutil.Process]) -> float:
+        total = 0.0
+        for process in processes:
+            try:
+                times = process.cpu_times()
+            except psutil.NoSuchProcess:  # a backend that ended: its time is not counted
+                continue
+            total += times.user + times.system
+        return total
+
+    @contextmanager
+    def per_run(self, runs: int) -> Iterator[dict[str, float]]:
+        """Milliseconds of CPU per run, by process kind, of the work done inside."""
+        processes = self._processes()  # PostgreSQL's backends are the pools' by now
+        before = {kind: self._seconds(group) for kind, group in processes.items()}
+        figures: dict[str, float] = {}
+        yield figures
+        for kind, group in processes.items():
+            figures[kind] = 1000 * (self._seconds(group) - before[kind]) / runs
+        figures["all"] = sum(figures.values())
 
 
 def report(results: dict[str, Any], json_path: Path | None) -> None:

@@ -14,9 +14,11 @@ Each run ends where its last piece of work ends (the last link's clock, the saga
 `ended_at`), and watching for that costs the measured machine next to nothing: a Redis
 counter for chains, one primary-key probe for sagas until the one started last has ended.
 
-Last, where the time goes: a few hundred more chains and sagas while the task events that
-Flower reads are captured, for each task's run time; the rest of a worker process's time is
-Celery handing it the next task.
+Where the time goes: the CPU each process spends per chain and per saga in the median
+round (the worker's main process, its pool, PostgreSQL, Redis, the benchmark that starts
+them), and how many of the machine's cores that kept busy. Last, a few hundred more chains
+and sagas while the task events that Flower reads are captured, for each task's run time;
+the rest of a worker process's time is Celery handing it the next task.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import report, servers, summary, worker
+from bench.common import CpuMeter, report, servers, summary, worker
 
 CLIENTS = 4
 
@@ -222,18 +224,24 @@ class Round:
     committing_chains: float  # three-task chains, each task committing a row, per second
     sagas: float  # sagas per second
     latencies: list[float]  # each saga's seconds from start to completion
+    chain_cpu: dict[str, float]  # CPU milliseconds per three-task chain, by process kind
+    saga_cpu: dict[str, float]  # and per saga
 
     @property
     def ratio(self) -> float:
         return self.sagas / self.chains
 
 
-def measure_round(count: int) -> Round:
+def measure_round(count: int, meter: CpuMeter) -> Round:
     """Chains, then sagas, back to back: a ratio compares runs seconds apart."""
-    chains = run_chains(count)
+    with meter.per_run(count) as chain_cpu:
+        chains = run_chains(count)
     long_chains = run_chains(count, length=4)
     committing_chains = run_chains(count, commit=True)
-    return Round(chains, long_chains, committing_chains, *run_sagas(make_pets(count)))
+    pets = make_pets(count)
+    with meter.per_run(count) as saga_cpu:
+        sagas, latencies = run_sagas(pets)
+    return Round(chains, long_chains, committing_chains, sagas, latencies, chain_cpu, saga_cpu)
 
 
 def main() -> int:
@@ -246,14 +254,15 @@ def main() -> int:
     args = parser.parse_args()
     with servers() as env:
         log = Path(env["PETSTORE_DATA_DIR"]) / "worker.log"
-        with worker(args.workers, log):
+        with worker(args.workers, log) as process:
             from bench.noop import create_table
 
             create_table()
             run_chains(50)  # warm-up: every pool process has run each kind of task
             run_chains(50, commit=True)
             run_sagas(make_pets(50))
-            rounds = [measure_round(args.sagas) for _ in range(args.rounds)]
+            meter = CpuMeter(process.pid)
+            rounds = [measure_round(args.sagas, meter) for _ in range(args.rounds)]
             median = sorted(rounds, key=lambda r: r.ratio)[len(rounds) // 2]
             half = median.sagas / 2
             _, paced = run_sagas(make_pets(max(50, args.sagas // 2)), rate=half)
@@ -278,6 +287,11 @@ def main() -> int:
            for k, v in summary(median.latencies).items()},
         "paced at half rate, sagas per second": round(half, 1),
         **{f"at half rate, {k} ms": round(v * 1000, 1) for k, v in summary(paced).items()},
+        # CPU per run over the median round's runs flat out, and the cores that kept busy.
+        **{f"CPU per chain, {k}, ms": round(v, 2) for k, v in median.chain_cpu.items()},
+        "cores busy during the chains": round(median.chain_cpu["all"] * median.chains / 1000, 2),
+        **{f"CPU per saga, {k}, ms": round(v, 2) for k, v in median.saga_cpu.items()},
+        "cores busy during the sagas": round(median.saga_cpu["all"] * median.sagas / 1000, 2),
         **{f"a chain, {k}, ms": round(v, 2) for k, v in chain_time.items()},
         **{f"a saga, {k}, ms": round(v, 2) for k, v in saga_time.items()},
     }

@@ -9,11 +9,21 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
+from celery.utils.saferepr import saferepr
 from sqlalchemy import delete, func, select
 
 from models.db import unit_of_work, utcnow
 from models.events import PetCreated, PetReserved
-from models.outbox import COMMAND, EVENT, TASK, OutboxMessage, publish, send_command, send_task
+from models.outbox import (
+    COMMAND,
+    EVENT,
+    TASK,
+    Message,
+    OutboxMessage,
+    publish,
+    send_command,
+    send_task,
+)
 from workers import relay
 
 NAMES = ("photos.create_photos", "pets.reserve_pet", PetCreated.type, PetReserved.type)
@@ -72,6 +82,20 @@ def test_a_failed_publish_counts_against_every_message_it_left_unsent(monkeypatc
         assert stored[message.message_id].sent_at is None
         assert stored[message.message_id].attempts == 1
         assert "went away" in stored[message.message_id].last_error
+
+
+def test_flower_shows_the_kwargs_celery_would_show_cut_at_celery_s_length(monkeypatch):
+    published = []
+    monkeypatch.setattr(relay.app, "send_task", lambda name, **options: published.append(
+        options["kwargsrepr"]))
+    state = {"kind": "create_order", "payload": {"pet_id": 7, "note": "x" * 2000}}
+    short = Message(COMMAND, "pets.reserve_pet", {"saga_id": "s", "sent": state | {
+        "payload": {"pet_id": 7, "ship_date": None}}})
+    long = Message(COMMAND, "pets.reserve_pet", {"saga_id": "s", "sent": state})
+    assert relay._publish([short, long]) == ([short.message_id, long.message_id], None)
+    assert published[0] == saferepr(short.payload, relay.app.amqp.kwargsrepr_maxsize)
+    assert published[1].startswith(repr(long.payload)[:100])
+    assert len(published[1]) == relay.app.amqp.kwargsrepr_maxsize
 
 
 def test_the_periodic_relay_takes_over_a_command_only_when_it_must_have_been_lost():
