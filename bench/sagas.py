@@ -225,7 +225,8 @@ class Round:
     sagas: float  # sagas per second
     latencies: list[float]  # each saga's seconds from start to completion
     chain_cpu: dict[str, float]  # CPU milliseconds per three-task chain, by process kind
-    saga_cpu: dict[str, float]  # and per saga
+    committing_cpu: dict[str, float]  # per committing chain
+    saga_cpu: dict[str, float]  # per saga
 
     @property
     def ratio(self) -> float:
@@ -237,11 +238,20 @@ def measure_round(count: int, meter: CpuMeter) -> Round:
     with meter.per_run(count) as chain_cpu:
         chains = run_chains(count)
     long_chains = run_chains(count, length=4)
-    committing_chains = run_chains(count, commit=True)
+    with meter.per_run(count) as committing_cpu:
+        committing_chains = run_chains(count, commit=True)
     pets = make_pets(count)
     with meter.per_run(count) as saga_cpu:
         sagas, latencies = run_sagas(pets)
-    return Round(chains, long_chains, committing_chains, sagas, latencies, chain_cpu, saga_cpu)
+    return Round(chains, long_chains, committing_chains, sagas, latencies,
+                 chain_cpu, committing_cpu, saga_cpu)
+
+
+def cpu_figures(run: str, cpu: dict[str, float], rate: float) -> dict[str, float]:
+    """CPU milliseconds per run by process, and the cores they kept busy at `rate` runs a
+    second: throughput is cores busy / CPU per run."""
+    return {**{f"CPU per {run}, {kind}, ms": round(ms, 2) for kind, ms in cpu.items()},
+            f"cores busy during the {run}s": round(cpu["all"] * rate / 1000, 2)}
 
 
 def main() -> int:
@@ -288,10 +298,9 @@ def main() -> int:
         "paced at half rate, sagas per second": round(half, 1),
         **{f"at half rate, {k} ms": round(v * 1000, 1) for k, v in summary(paced).items()},
         # CPU per run over the median round's runs flat out, and the cores that kept busy.
-        **{f"CPU per chain, {k}, ms": round(v, 2) for k, v in median.chain_cpu.items()},
-        "cores busy during the chains": round(median.chain_cpu["all"] * median.chains / 1000, 2),
-        **{f"CPU per saga, {k}, ms": round(v, 2) for k, v in median.saga_cpu.items()},
-        "cores busy during the sagas": round(median.saga_cpu["all"] * median.sagas / 1000, 2),
+        **cpu_figures("chain", median.chain_cpu, median.chains),
+        **cpu_figures("committing chain", median.committing_cpu, median.committing_chains),
+        **cpu_figures("saga", median.saga_cpu, median.sagas),
         **{f"a chain, {k}, ms": round(v, 2) for k, v in chain_time.items()},
         **{f"a saga, {k}, ms": round(v, 2) for k, v in saga_time.items()},
     }
