@@ -91,8 +91,11 @@ def postgres_processes() -> list[psutil.Process]:
 
     with one_statement() as connection:
         backend = connection.execute(text("SELECT pg_backend_pid()")).scalar_one()
-    return _server_tree(psutil.Process(backend).ppid(), "postgres") \
-        if psutil.pid_exists(backend) else []
+    try:
+        postmaster = psutil.Process(backend).ppid()
+    except psutil.NoSuchProcess:  # a server on another machine
+        return []
+    return _server_tree(postmaster, "postgres")
 
 
 def redis_processes() -> list[psutil.Process]:
