@@ -4,8 +4,9 @@
 
 One prefork worker (one process per core by default) serves every queue. A round runs a
 bare chain of three no-op tasks, N times, as fast as the worker takes them (then a chain
-of four, and a chain of three with a saga's commits: its caller commits a row waiting for
-the disk, the first two links one each without waiting, the last one waiting);
+of four, and the floor chain: three tasks making a saga's commits and nothing else, its
+caller committing a row waiting for the disk, the first two links one each without
+waiting, the last one waiting);
 then N create-order sagas for N distinct pets, as fast. Rounds repeat (three by
 default) and the round with the median saga / chain ratio is reported, so that a burst of
 the machine's other work moves one round, not the figure. Then sagas at half that rate,
@@ -229,11 +230,11 @@ def time_per_run(work: Callable[[], float], runs: int, processes: int) -> dict[s
 class Round:
     chains: float  # three-task chains per second
     long_chains: float  # four-task chains per second
-    committing_chains: float  # three-task chains with a saga's commits, per second
+    floor_chains: float  # three-task chains making a saga's commits only, per second
     sagas: float  # sagas per second
     latencies: list[float]  # each saga's seconds from start to completion
     chain_cpu: dict[str, float]  # CPU milliseconds per three-task chain, by process kind
-    committing_cpu: dict[str, float]  # per committing chain
+    floor_cpu: dict[str, float]  # per floor chain
     saga_cpu: dict[str, float]  # per saga
 
     @property
@@ -246,13 +247,13 @@ def measure_round(count: int, meter: CpuMeter) -> Round:
     with meter.per_run(count) as chain_cpu:
         chains = run_chains(count)
     long_chains = run_chains(count, length=4)
-    with meter.per_run(count) as committing_cpu:
-        committing_chains = run_chains(count, commit=True)
+    with meter.per_run(count) as floor_cpu:
+        floor_chains = run_chains(count, commit=True)
     pets = make_pets(count)
     with meter.per_run(count) as saga_cpu:
         sagas, latencies = run_sagas(pets)
-    return Round(chains, long_chains, committing_chains, sagas, latencies,
-                 chain_cpu, committing_cpu, saga_cpu)
+    return Round(chains, long_chains, floor_chains, sagas, latencies,
+                 chain_cpu, floor_cpu, saga_cpu)
 
 
 def cpu_figures(run: str, cpu: dict[str, float], rate: float) -> dict[str, float]:
@@ -292,24 +293,24 @@ def main() -> int:
         "worker processes": args.workers,
         "sagas": args.sagas,
         "saga / chain throughput, each round": ", ".join(f"{r.ratio:.3f}" for r in rounds),
-        "committing chain / chain throughput, each round": ", ".join(
-            f"{r.committing_chains / r.chains:.3f}" for r in rounds),
+        "floor chain / chain throughput, each round": ", ".join(
+            f"{r.floor_chains / r.chains:.3f}" for r in rounds),
         "chain of 3 no-op tasks, per second": round(median.chains, 1),
         "create-order sagas, per second": round(median.sagas, 1),
         "saga / chain throughput": round(median.ratio, 3),
         "chain of 4 no-op tasks, per second": round(median.long_chains, 1),
         "saga / 4-task chain throughput": round(median.sagas / median.long_chains, 3),
-        "chain of 3 tasks with a saga's commits, per second": round(median.committing_chains, 1),
-        "saga / committing chain throughput": round(median.sagas / median.committing_chains, 3),
-        # A saga commits at least that chain's rows as it does: its ratio's ceiling.
-        "committing chain / chain throughput": round(median.committing_chains / median.chains, 3),
+        "floor chain (a saga's commits only), per second": round(median.floor_chains, 1),
+        "saga / floor chain throughput": round(median.sagas / median.floor_chains, 3),
+        # A saga makes at least that chain's commits: its ratio's ceiling.
+        "floor chain / chain throughput": round(median.floor_chains / median.chains, 3),
         **{f"flat out, {k} ms": round(v * 1000, 1)
            for k, v in summary(median.latencies).items()},
         "paced at half rate, sagas per second": round(half, 1),
         **{f"at half rate, {k} ms": round(v * 1000, 1) for k, v in summary(paced).items()},
         # CPU per run over the median round's runs flat out, and the cores that kept busy.
         **cpu_figures("chain", median.chain_cpu, median.chains),
-        **cpu_figures("committing chain", median.committing_cpu, median.committing_chains),
+        **cpu_figures("floor chain", median.floor_cpu, median.floor_chains),
         **cpu_figures("saga", median.saga_cpu, median.sagas),
         **{f"a chain, {k}, ms": round(v, 2) for k, v in chain_time.items()},
         **{f"a saga, {k}, ms": round(v, 2) for k, v in saga_time.items()},
