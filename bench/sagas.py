@@ -66,13 +66,13 @@ def make_pets(count: int) -> list[int]:
 
 def start_saga(pet_id: int, run: str) -> uuid.UUID:
     from models.db import unit_of_work
-    from models.order import next_order_id
+    from models.order import new_order_id
     from sagas import engine
     from sagas.orders import create_order
     from workers import relay  # noqa: F401  (sends each saga's first command on commit)
 
     with unit_of_work() as session:
-        payload = {"order_id": next_order_id(session), "pet_id": pet_id, "customer_id": 1,
+        payload = {"order_id": new_order_id(session), "pet_id": pet_id, "customer_id": 1,
                    "quantity": 1, "ship_date": None, "bench": run}
         return engine.start(session, create_order, payload).id
 

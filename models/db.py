@@ -7,8 +7,9 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import cache
 
-from sqlalchemy import BigInteger, MetaData, create_engine
+from sqlalchemy import BigInteger, Column, MetaData, create_engine, exists, func, select
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 from petstore.settings import get_settings
@@ -34,6 +35,35 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+class IdTaken(Exception):
+    """A client chose an id that a row already has: never an overwrite."""
+
+    def __init__(self, what: str, chosen: int | str) -> None:
+        super().__init__(f"{what} {chosen} already exists: choose another id, or send none "
+                         "(or 0) and the store assigns one")
+        self.chosen = chosen
+
+
+def new_id(session: Session, id_column: Column, chosen: int | None, *, what: str,
+           sequence: str | None = None) -> int:
+    """The id for a new row: the client's choice when it made one (checked here; a row that
+    takes it meanwhile fails the insert), else the next number of the id's sequence that no
+    row holds, since a client may have chosen it before the sequence got there."""
+    if chosen:
+        if session.scalar(select(exists().where(id_column == chosen))):
+            raise IdTaken(what, chosen)
+        return chosen
+    table = id_column.table.name
+    # One round trip a number: draw it and see whether a row holds it.
+    drawn = select(func.nextval(sequence or func.pg_get_serial_sequence(table, id_column.name))
+                   .label("id")).subquery()
+    while True:
+        candidate, taken = session.execute(
+            select(drawn.c.id, exists().where(id_column == drawn.c.id))).one()
+        if not taken:
+            return candidate
+
+
 # Each transaction checks its pooled connection first (a round trip), so that a request
 # never fails on a connection a database restart broke. Worker processes turn this off:
 # their tasks are retried on such an error, and the pool then reconnects.
@@ -44,6 +74,17 @@ def check_connections_before_use(enabled: bool) -> None:
     global _check_connections
     dispose()
     _check_connections = enabled
+
+
+def added(session: Session, row: Base, *, what: str) -> None:
+    """Add a new row now; its id taken meanwhile by a concurrent insert is `IdTaken`."""
+    session.add(row)
+    try:
+        session.flush()
+    except IntegrityError as exc:
+        if getattr(exc.orig.diag, "constraint_name", None) == f"pk_{row.__tablename__}":
+            raise IdTaken(what, row.id) from exc
+        raise
 
 
 @cache

@@ -1,13 +1,91 @@
-"""All configuration, read once from the environment (12-factor)."""
+"""All configuration, read once from the environment (12-factor).
+
+`DATABASE_URL` and `REDIS_URL` name the servers. When they are not set, a process looks for
+a `petstore dev` (`make run`) running in the same checkout: that command records where its
+embedded servers are in `<PETSTORE_DATA_DIR>/run.json` (see `RunRecord`), so the operator's
+commands in a second terminal (`celery -A workers saga ...`, `petstore ...`) find them with
+no environment. The environment always wins.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
-from dataclasses import dataclass
+import tempfile
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
 from functools import cache
 from pathlib import Path
 
+import click
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+RUN_FILE = "run.json"  # in the data folder, written by `petstore dev` while it runs
+
+
+def data_dir_of(env: Mapping[str, str]) -> Path:
+    """The folder for local state: embedded servers' data, uploads, the run file."""
+    return Path(env.get("PETSTORE_DATA_DIR", PROJECT_ROOT / ".data"))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, under another user
+        return True
+    return True
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """Where a running `petstore dev` serves: `<data folder>/run.json`, mode 0600.
+
+    `database_url` and `redis_url` are there only for the embedded servers that run started;
+    servers given to it through its environment are not written down (their URLs may hold
+    passwords), so commands elsewhere need the same variables set.
+    """
+
+    pid: int
+    api_url: str
+    flower_url: str
+    database_url: str | None = None
+    redis_url: str | None = None
+
+    @staticmethod
+    def path(data_dir: Path) -> Path:
+        return data_dir / RUN_FILE
+
+    @classmethod
+    def read(cls, data_dir: Path) -> RunRecord | None:
+        """The record of the run using this data folder, or None when there is none, it is
+        unreadable, or its process is gone (a run killed before it could remove it)."""
+        try:
+            fields = json.loads(cls.path(data_dir).read_text())
+            record = cls(**fields)
+        except (OSError, ValueError, TypeError):
+            return None
+        return record if _alive(record.pid) else None
+
+    def write(self, data_dir: Path) -> None:
+        """Replace the run file at once (readers never see half of it), readable by its
+        owner only."""
+        descriptor, temporary = tempfile.mkstemp(dir=data_dir, prefix=".run-", suffix=".json")
+        try:
+            with os.fdopen(descriptor, "w") as out:  # mkstemp makes it 0600
+                json.dump(asdict(self), out, indent=2)
+            os.replace(temporary, self.path(data_dir))
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+            raise
+
+    @classmethod
+    def remove(cls, data_dir: Path) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            cls.path(data_dir).unlink()
 
 
 def _sqlalchemy_url(url: str) -> str:
@@ -46,11 +124,16 @@ class Settings:
     duplicate_deliveries: bool
 
     @classmethod
-    def from_env(cls, env: os._Environ[str] | dict[str, str] = os.environ) -> Settings:
-        data_dir = Path(env.get("PETSTORE_DATA_DIR", PROJECT_ROOT / ".data"))
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
+        """The settings `env` gives; a URL it lacks comes from a live run file, if any."""
+        data_dir = data_dir_of(env)
+        database_url, redis_url = env.get("DATABASE_URL", ""), env.get("REDIS_URL", "")
+        if not (database_url and redis_url) and (run := RunRecord.read(data_dir)):
+            database_url = database_url or run.database_url or ""
+            redis_url = redis_url or run.redis_url or ""
         return cls(
-            database_url=_sqlalchemy_url(env.get("DATABASE_URL", "")),
-            redis_url=env.get("REDIS_URL", ""),
+            database_url=_sqlalchemy_url(database_url),
+            redis_url=redis_url,
             port=int(env.get("PORT", "8000")),
             flower_port=int(env.get("FLOWER_PORT", "5555")),
             owner=_owner(env.get("PETSTORE_OWNER", "owner:owner")),
@@ -68,15 +151,37 @@ class Settings:
         )
 
 
+class ServerNotFound(click.ClickException, RuntimeError):
+    """A server this process needs is configured nowhere.
+
+    Every command line of the project (`petstore`, `celery` and its `saga` plugin) is a
+    click program, and click shows this error as one line, `Error: ...`, with exit code 1.
+    """
+
+
+def _not_found(settings: Settings) -> ServerNotFound | None:
+    """The error that says which servers are missing and how to point at them, if any."""
+    missing = {name: what for name, what, value in (
+        ("DATABASE_URL", "database", settings.database_url),
+        ("REDIS_URL", "broker", settings.redis_url)) if not value}
+    if not missing:
+        return None
+    names, verb = " and ".join(missing), "is" if len(missing) == 1 else "are"
+    run = RunRecord.read(settings.data_dir)
+    if run is None:
+        why = (f"{names} {verb} not set and no `make run` is running with this data folder "
+               f"({RunRecord.path(settings.data_dir)}); start `make run` or set {names}")
+    else:  # that run's servers came from its environment, so they are not written down
+        why = (f"{names} {verb} not set, and the `make run` running here (PID {run.pid}) "
+               f"took {'it' if len(missing) == 1 else 'them'} from its own environment; "
+               f"set {names} as it has {'it' if len(missing) == 1 else 'them'}")
+    return ServerNotFound(f"no {' and no '.join(missing.values())}: {why}")
+
+
 @cache
 def get_settings() -> Settings:
-    """The process's settings; `DATABASE_URL` and `REDIS_URL` must be set by then."""
+    """The process's settings; raises `ServerNotFound` unless both servers are known."""
     settings = Settings.from_env()
-    missing = [n for n, v in (("DATABASE_URL", settings.database_url),
-                              ("REDIS_URL", settings.redis_url)) if not v]
-    if missing:
-        raise RuntimeError(
-            f"{' and '.join(missing)} not set: use `petstore dev` (or `make run`) to start "
-            "embedded servers, or point them at real ones"
-        )
+    if error := _not_found(settings):
+        raise error
     return settings

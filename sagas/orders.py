@@ -16,7 +16,8 @@ PATIENT = Retry(attempts=10)
 create_order = SagaDefinition("create_order", steps=(
     Step("reserve_pet", action="pets.reserve_pet", compensation="pets.release_pet",
          business_errors=frozenset({"PetNotAvailable", "PetNotFound"})),
-    Step("place_order", action="orders.place_order", compensation="orders.cancel_order"),
+    Step("place_order", action="orders.place_order", compensation="orders.cancel_order",
+         business_errors=frozenset({"OrderIdTaken"})),
     Step("count_reservation", action="inventory.reserve_stock",
          compensation="inventory.release_stock", retry=Retry(attempts=5)),
 ), if_not_completed="pets.announce_pet")

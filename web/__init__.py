@@ -12,13 +12,20 @@ from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import NotFound, ServiceUnavailable
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
-from models.order import OrderNotFound
-from models.pet import PetHeld, PetNotFound
-from models.user import BadCredentials, UsernameTaken, UserNotFound
+from models.db import IdTaken
+from models.order import InvalidOrder, OrderNotFound
+from models.pet import LabelConflict, PetHeld, PetNotFound, UnknownLabel
+from models.user import (
+    BadCredentials,
+    IdFixed,
+    IncompleteAccount,
+    UsernameTaken,
+    UserNotFound,
+)
 from petstore import logs
 from petstore.settings import get_settings
-from web import metrics, pet, photo, saga, store, user
-from web.api import Api, error_maps
+from web import docs, metrics, pet, photo, saga, store, user
+from web.api import Api, error_maps, use_path_ids
 from web.auth import SECURITY_SCHEMES
 from workers import relay
 
@@ -29,6 +36,12 @@ DOMAIN_ERRORS = {
     UserNotFound: 404,
     PetHeld: 409,
     UsernameTaken: 409,
+    IdTaken: 409,
+    IdFixed: 409,
+    LabelConflict: 409,
+    UnknownLabel: 400,
+    InvalidOrder: 400,
+    IncompleteAccount: 400,
     BadCredentials: 401,
 }
 
@@ -50,7 +63,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         OPENAPI_URL_PREFIX="/",
         OPENAPI_JSON_PATH="openapi.json",
         OPENAPI_SWAGGER_UI_PATH="/docs",
-        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+        OPENAPI_SWAGGER_UI_URL=docs.SWAGGER_UI_URL,
+        OPENAPI_SWAGGER_UI_CONFIG=docs.SWAGGER_UI_CONFIG,
     )
     app.config.update(config or {})
     _log_lines(app)
@@ -60,6 +74,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         "servers": [{"url": API_ROOT}],
         "components": {"securitySchemes": SECURITY_SCHEMES},
     })
+    use_path_ids(app, api)
     for blueprint in (pet.blp, store.blp, user.blp, photo.blp, saga.blp):
         api.register_blueprint(blueprint)
     # flask-smorest sends X-Pagination as JSON: say so, rather than as a `simple` header.
@@ -68,6 +83,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         "content": {"application/json": {"schema": {
             "$ref": "#/components/schemas/PaginationMetadata"}}},
     }
+    app.register_blueprint(docs.blp)
     error_maps(app, api, DOMAIN_ERRORS)
     app.register_error_handler(OperationalError, _database_unavailable(api))
     relay.install()

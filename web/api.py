@@ -6,11 +6,15 @@ from collections.abc import Callable
 from typing import Any
 
 import flask_smorest
-from flask import Flask
+from flask import Flask, request
+from flask_smorest import abort
 from webargs.flaskparser import FlaskParser
 from webargs.multidictproxy import MultiDictProxy
 from werkzeug.datastructures import CombinedMultiDict
 from werkzeug.exceptions import HTTPException, default_exceptions
+from werkzeug.routing import BaseConverter
+
+from models.db import INT64_MAX
 
 
 class Api(flask_smorest.Api):
@@ -54,3 +58,34 @@ def error_maps(app: Flask, api: Api, mapping: dict[type[Exception], int]) -> Non
 
     for exc_type, status in mapping.items():
         app.register_error_handler(exc_type, handler_for(status))
+
+
+class InvalidId(str):
+    """A path segment, where an id belongs, that is not one."""
+
+
+class IdConverter(BaseConverter):
+    """A path id (`<id:pet_id>`). Any segment matches, so that one that is not an id is
+    the spec's 400 "Invalid ID supplied", not a 404 for a URL that seems not to exist."""
+
+    part_isolating = True
+
+    def to_python(self, value: str) -> int | InvalidId:
+        if value.isascii() and value.isdigit() and 0 < int(value) <= INT64_MAX:
+            return int(value)
+        return InvalidId(value)
+
+
+def _refuse_invalid_ids() -> None:
+    for name, value in (request.view_args or {}).items():
+        if isinstance(value, InvalidId):
+            abort(400, message=f"{value!r} is not a valid {name.replace('_', ' ')}: ids are "
+                               f"whole numbers from 1 to {INT64_MAX}")
+
+
+def use_path_ids(app: Flask, api: Api) -> None:
+    """`<id:...>` in routes, documented as the spec's int64 ids; before any blueprint."""
+    app.url_map.converters["id"] = IdConverter
+    api.register_converter(IdConverter, lambda _: {"type": "integer", "format": "int64",
+                                                   "minimum": 1})
+    app.before_request(_refuse_invalid_ids)

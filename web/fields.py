@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from marshmallow import ValidationError, fields, validate
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_dump, validate
+from webargs.fields import DelimitedList
 
 from models.db import INT64_MAX
 
@@ -39,3 +40,36 @@ class FullMatch(validate.Regexp):
 def Id(**kwargs: Any) -> fields.Integer:
     """A positive int64 identifier, as the spec's `format: int64` ids."""
     return fields.Integer(strict=True, validate=validate.Range(1, INT64_MAX), **kwargs)
+
+
+def NewId(**kwargs: Any) -> fields.Integer:
+    """The id a client may choose for something new: taken when free; 0 or none, and the
+    store assigns one."""
+    return fields.Integer(strict=True, validate=validate.Range(0, INT64_MAX), **kwargs)
+
+
+class ContractSchema(Schema):
+    """One of petstore.yaml's schemas, which clients are generated from: a field the spec
+    does not know is ignored, as the spec allows any, and an absent value is left out of
+    an answer rather than sent as `null`, which the spec's types do not allow."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    @post_dump
+    def leave_out_absent(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
+        return {key: value for key, value in data.items() if value is not None}
+
+
+class CommaList(DelimitedList):
+    """A query list as the spec has it (`status=a,b`), or as the parameter repeated
+    (`status=a&status=b`), which many generated clients send whatever the spec says."""
+
+    is_multiple = True
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        repeated = value if isinstance(value, list) else [value]
+        if not all(isinstance(each, str) for each in repeated):
+            raise self.make_error("invalid")
+        values = [part for each in repeated for part in (each.split(",") if each else [])]
+        return fields.List._deserialize(self, values, attr, data, **kwargs)

@@ -1,4 +1,10 @@
-"""The Celery application: one queue per service, late acks, JSON, events for Flower."""
+"""The Celery application: one queue per service, late acks, JSON, events for Flower.
+
+Its configuration is lazy: `config()` runs when Celery first needs it (to reach the broker,
+to start a worker), not when the app is imported. So `celery -A workers --help` and the
+`saga` commands load with no servers configured, and a command that must reach a server
+says which one it could not find (`petstore.settings.ServerNotFound`).
+"""
 
 from __future__ import annotations
 
@@ -27,6 +33,7 @@ TASK_MODULES = ["workers.pets", "workers.photos", "workers.orders", "workers.inv
 
 
 def config() -> dict[str, Any]:
+    """The app's settings, read when Celery first needs them; needs both servers' URLs."""
     settings = get_settings()
     # Redis re-delivers a message not acked within this time: keep every step far shorter.
     transport = {"visibility_timeout": 3600}
@@ -71,7 +78,8 @@ class ServiceTask(Task):
 
 
 app = Celery("petstore", include=TASK_MODULES, task_cls=ServiceTask)
-app.conf.update(config())
+# A promise: Celery calls `config` the first time its configuration is read.
+app.add_defaults(config)
 
 
 @worker_process_init.connect

@@ -149,7 +149,9 @@ def _after_rollback(session: Session, previous_transaction: object) -> None:
 
 
 def install() -> None:
-    """Relay each transaction's messages as soon as it commits."""
+    """Relay each transaction's messages as soon as it commits (for every Session of this
+    process). `workers/__init__.py` calls it when it sets up the app; calling it again
+    changes nothing."""
     if not event.contains(Session, "after_commit", _after_commit):
         event.listen(Session, "after_commit", _after_commit)
         event.listen(Session, "after_soft_rollback", _after_rollback)
@@ -165,5 +167,3 @@ def relay_pending() -> int:
             break
     return total
 
-
-install()

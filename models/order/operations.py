@@ -9,6 +9,7 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
+from models.db import IdTaken, new_id
 from models.events import (
     OrderApproved,
     OrderCancelled,
@@ -42,8 +43,29 @@ class OrderNotApproved(OrderInWrongState):
     """Delivering needs an approved order."""
 
 
-def next_order_id(session: Session) -> int:
-    return session.execute(order_ids.next_value()).scalar_one()
+class InvalidOrder(ValueError):
+    """An order the store cannot place as asked."""
+
+
+def check_new_order(pet_id: int | None, quantity: int) -> None:
+    """An order is for one pet, and a pet is one animal."""
+    if pet_id is None:
+        raise InvalidOrder("An order needs the petId of the pet it is for")
+    if quantity != 1:
+        raise InvalidOrder(f"Each pet is one animal: quantity must be 1, not {quantity}")
+
+
+class OrderIdTaken(IdTaken):
+    """Another order has the id this order's saga was started with."""
+
+    def __init__(self, order_id: int) -> None:
+        super().__init__("Order", order_id)
+
+
+def new_order_id(session: Session, chosen: int | None = None) -> int:
+    """The id for an order about to be placed: the client's choice when it made one and no
+    order has it, else the next free number of `order_ids`."""
+    return new_id(session, Order.id, chosen, what="Order", sequence=order_ids.name)
 
 
 # Built once, and sent on the transaction's connection: every order's saga runs it.
@@ -53,12 +75,17 @@ PLACE = (insert(Order.__table__).on_conflict_do_nothing(index_elements=[Order.id
 
 def place_order(session: Session, *, order_id: int, pet_id: int, customer_id: int,
                 quantity: int = 1, ship_date: datetime | None = None) -> None:
-    """Create the order as `placed`; placing it again changes nothing."""
+    """Create the order as `placed`; placing it again changes nothing. Refused when another
+    order has the id (two clients chose it at once)."""
     placed = session.connection().execute(PLACE, {
         "id": order_id, "pet_id": pet_id, "customer_id": customer_id, "quantity": quantity,
         "ship_date": ship_date, "status": PLACED, "complete": False}).first()
     if placed:
         publish(session, OrderPlaced(order_id=order_id, pet_id=pet_id))
+        return
+    existing = session.get(Order, order_id)
+    if (existing.pet_id, existing.customer_id) != (pet_id, customer_id):
+        raise OrderIdTaken(order_id)
 
 
 def _move(session: Session, order_id: int, source: str, target: str,

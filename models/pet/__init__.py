@@ -1,10 +1,12 @@
 """The pet service: pets, their categories and tags, and the rules of their status."""
 
 from models.pet.operations import (
+    LabelConflict,
     PetHeld,
     PetNotAvailable,
     PetNotFound,
     PetNotHeld,
+    UnknownLabel,
     add_pet,
     add_photo_url,
     announce_pet,
@@ -25,12 +27,14 @@ from models.pet.tables import STATUSES, Category, Pet, Tag
 __all__ = [
     "STATUSES",
     "Category",
+    "LabelConflict",
     "Pet",
     "PetHeld",
     "PetNotAvailable",
     "PetNotFound",
     "PetNotHeld",
     "Tag",
+    "UnknownLabel",
     "add_pet",
     "add_photo_url",
     "announce_pet",

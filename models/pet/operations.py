@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Select, bindparam, delete, func, select, text, update
@@ -10,6 +10,7 @@ from sqlalchemy.dialects.postgresql import aggregate_order_by, insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
+from models.db import added, new_id
 from models.events import (
     PetChanged,
     PetCreated,
@@ -46,41 +47,77 @@ class PetNotHeld(Exception):
 
 
 class PetHeld(Exception):
-    """The pet is reserved by or sold to an order, so it may not be removed."""
+    """The pet is pending or sold, so it may not be removed, nor its status changed by hand
+    while an order holds it."""
 
-    def __init__(self, pet_id: int, status: str) -> None:
-        super().__init__(f"Pet {pet_id} is {status}: it belongs to an order")
+    def __init__(self, pet_id: int, status: str, order_id: int | None, change: str) -> None:
+        holder = f"order {order_id} holds it" if order_id else f"a {status} pet is kept"
+        super().__init__(f"Pet {pet_id} is {status} and {holder}, so it cannot be {change}")
         self.pet_id = pet_id
         self.status = status
 
 
-def _named(session: Session, model: type[Category] | type[Tag], names: Iterable[str]) -> list:
-    """The rows for these names, created when missing (safe under concurrent inserts)."""
-    wanted = list(dict.fromkeys(names))
-    if not wanted:
-        return []
-    session.execute(
-        insert(model).values([{"name": n} for n in wanted]).on_conflict_do_nothing()
-    )
-    rows = session.scalars(select(model).where(model.name.in_(wanted))).all()
-    by_name = {row.name: row for row in rows}
-    return [by_name[n] for n in wanted]
+class UnknownLabel(LookupError):
+    """A category or tag named by an id alone that does not exist: nothing to create it from."""
+
+    def __init__(self, what: str, label_id: int) -> None:
+        super().__init__(f"{what} {label_id} does not exist: send its name too, to create it")
+
+
+class LabelConflict(Exception):
+    """A category's or tag's id and name that name two different ones."""
+
+
+# A category or tag as a client refers to it: {"id": ..., "name": ...}, either optional.
+Label = Mapping[str, Any]
+
+
+def _label(session: Session, model: type[Category] | type[Tag], label: Label
+           ) -> Category | Tag | None:
+    """The category or tag a client means: by id (created with that id when it is new and
+    named), else by name (created when missing); an id and a name must agree."""
+    what = model.__name__
+    label_id, name = label.get("id") or None, label.get("name")
+    if label_id is None:
+        return _by_name(session, model, name) if name is not None else None
+    row = session.get(model, label_id)
+    if row is None and name is not None:
+        session.execute(insert(model).values(id=label_id, name=name).on_conflict_do_nothing())
+        row = session.get(model, label_id)
+        if row is None:
+            other = session.scalar(select(model.id).where(model.name == name))
+            raise LabelConflict(f"{what} {name!r} has id {other}, not {label_id}")
+    if row is None:
+        raise UnknownLabel(what, label_id)
+    if name is not None and row.name != name:
+        raise LabelConflict(f"{what} {label_id} is {row.name!r}, not {name!r}")
+    return row
+
+
+def _by_name(session: Session, model: type[Category] | type[Tag], name: str
+             ) -> Category | Tag:
+    """The row of this name, created when missing (safe under concurrent inserts)."""
+    while (row := session.scalar(select(model).where(model.name == name))) is None:
+        label_id = new_id(session, model.id, None, what=model.__name__)
+        session.execute(insert(model).values(id=label_id, name=name).on_conflict_do_nothing())
+    return row
 
 
 def _set_status(pet: Pet, status: str) -> None:
     """Only an order's saga moves a pet that an order holds."""
     if pet.order_id is not None and status != pet.status:
-        raise PetHeld(pet.id, pet.status)
+        raise PetHeld(pet.id, pet.status, pet.order_id, f"made {status} by hand")
     pet.status = status
 
 
 def _apply(session: Session, pet: Pet, *, name: str, photo_urls: Sequence[str],
-           category: str | None, tags: Sequence[str], status: str) -> None:
+           category: Label | None, tags: Sequence[Label], status: str) -> None:
     pet.name = name
     _set_status(pet, status)
     pet.photo_urls = list(dict.fromkeys(photo_urls))
-    pet.category = _named(session, Category, [category])[0] if category else None
-    pet.tags = _named(session, Tag, tags)
+    pet.category = _label(session, Category, category) if category else None
+    found = (_label(session, Tag, tag) for tag in tags)
+    pet.tags = list({tag.id: tag for tag in found if tag is not None}.values())
 
 
 def _announce(session: Session, pet: Pet, event: type[PetChanged],
@@ -108,19 +145,19 @@ def _locked(session: Session, pet_id: int) -> Pet:
 
 
 def add_pet(session: Session, *, name: str, photo_urls: Sequence[str] = (),
-            category: str | None = None, tags: Sequence[str] = (),
-            status: str = AVAILABLE) -> Pet:
-    pet = Pet(version=1)
+            category: Label | None = None, tags: Sequence[Label] = (),
+            status: str = AVAILABLE, pet_id: int | None = None) -> Pet:
+    """A new pet, with the id the client chose (when free) or one the store assigns."""
+    pet = Pet(id=new_id(session, Pet.id, pet_id, what="Pet"), version=1)
     _apply(session, pet, name=name, photo_urls=photo_urls, category=category, tags=tags,
            status=status)
-    session.add(pet)
-    session.flush()
+    added(session, pet, what="Pet")
     _announce(session, pet, PetCreated, [{"url": u} for u in pet.photo_urls])
     return pet
 
 
 def replace_pet(session: Session, pet_id: int, *, name: str, photo_urls: Sequence[str] = (),
-                category: str | None = None, tags: Sequence[str] = (),
+                category: Label | None = None, tags: Sequence[Label] = (),
                 status: str = AVAILABLE) -> Pet:
     pet = _locked(session, pet_id)
     known = set(pet.photo_urls)
@@ -161,7 +198,10 @@ def delete_pet(session: Session, pet_id: int) -> None:
         delete(Pet).where(Pet.id == pet_id, Pet.status.not_in(HELD)).returning(Pet.version)
     ).first()
     if deleted is None:
-        raise PetHeld(pet_id, _status(session, pet_id))
+        held = session.execute(select(Pet.status, Pet.order_id).where(Pet.id == pet_id)).first()
+        if held is None:
+            raise PetNotFound(pet_id)
+        raise PetHeld(pet_id, held.status, held.order_id, "deleted")
     publish(session, PetDeleted(pet_id=pet_id, status=None, version=deleted.version + 1))
 
 

@@ -2,6 +2,8 @@
 
 from models.user.operations import (
     BadCredentials,
+    IdFixed,
+    IncompleteAccount,
     UsernameTaken,
     UserNotFound,
     authenticate,
@@ -20,6 +22,8 @@ __all__ = [
     "CUSTOMER",
     "OWNER",
     "BadCredentials",
+    "IdFixed",
+    "IncompleteAccount",
     "LoginToken",
     "User",
     "UserNotFound",

@@ -12,7 +12,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from models.db import utcnow
+from models.db import IdTaken, new_id, utcnow
 from models.user.passwords import hash_password, verify_password
 from models.user.tables import CUSTOMER, OWNER, LoginToken, User
 
@@ -28,6 +28,14 @@ class UsernameTaken(ValueError):
     def __init__(self, username: str) -> None:
         super().__init__(f"Username {username!r} is taken")
         self.username = username
+
+
+class IncompleteAccount(ValueError):
+    """A new account without a username or a password."""
+
+
+class IdFixed(ValueError):
+    """An update that would change an account's id."""
 
 
 class BadCredentials(ValueError):
@@ -48,18 +56,26 @@ def _taken(session: Session, username: str, but_not: int | None = None) -> bool:
 
 def create_users(session: Session, profiles: Sequence[dict[str, Any]],
                  role: str = CUSTOMER) -> list[User]:
-    """Create every account or none: a taken or repeated username refuses the lot."""
+    """Create every account or none: a taken or repeated username or id refuses the lot.
+    Each gets the id its profile chose (when free) or one the store assigns."""
     seen: set[str] = set()
+    chosen: set[int] = set()
     users = []
     for profile in profiles:
-        name = profile["username"]
+        if not (profile.get("username") and profile.get("password")):
+            raise IncompleteAccount("A new account needs a username and a password")
+        name, user_id = profile["username"], profile.get("id") or None
         if name in seen or _taken(session, name):
             raise UsernameTaken(name)
+        if user_id and user_id in chosen:
+            raise IdTaken("User", user_id)
         seen.add(name)
+        chosen.add(user_id)
         fields = {k: profile.get(k) for k in PROFILE_FIELDS}
-        users.append(User(**fields, password_hash=hash_password(profile["password"]), role=role))
+        users.append(User(id=new_id(session, User.id, user_id, what="User"), **fields,
+                          password_hash=hash_password(profile["password"]), role=role))
     session.add_all(users)
-    _flush_names(session, ", ".join(seen))
+    _flush_names(session, ", ".join(seen), ", ".join(str(u.id) for u in users))
     return users
 
 
@@ -74,13 +90,17 @@ def ensure_owner(session: Session, username: str, password: str) -> User:
     return user
 
 
-def _flush_names(session: Session, names: str) -> None:
-    """Write pending accounts; a name taken meanwhile by a concurrent request is refused."""
+def _flush_names(session: Session, names: str, ids: str = "") -> None:
+    """Write pending accounts; a name or id taken meanwhile by a concurrent request is
+    refused."""
     try:
         session.flush()
     except IntegrityError as exc:
-        if getattr(exc.orig.diag, "constraint_name", None) == "uq_users_username":
+        constraint = getattr(exc.orig.diag, "constraint_name", None)
+        if constraint == "uq_users_username":
             raise UsernameTaken(names) from exc
+        if constraint == "pk_users":  # a client chose one of these ids meanwhile
+            raise IdTaken("User", ids) from exc
         raise
 
 
@@ -93,6 +113,8 @@ def get_user(session: Session, username: str) -> User:
 
 def update_user(session: Session, username: str, changes: dict[str, Any]) -> User:
     user = get_user(session, username)
+    if changes.get("id") not in (None, 0, user.id):
+        raise IdFixed(f"User {username!r} has id {user.id}: an account's id cannot change")
     new_name = changes.get("username")
     if new_name and new_name != username and _taken(session, new_name, but_not=user.id):
         raise UsernameTaken(new_name)

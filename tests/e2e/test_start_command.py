@@ -1,15 +1,21 @@
-"""The start command brings the whole system up over HTTP, and SIGTERM brings it down."""
+"""The start command brings the whole system up over HTTP, and SIGTERM brings it down.
+
+Here it runs on the test session's servers, given through DATABASE_URL and REDIS_URL, with a
+data folder that does not exist yet: a fresh checkout pointed at external servers.
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import urllib.error
 import urllib.request
 import uuid
+from pathlib import Path
 
 import psutil
 import pytest
@@ -32,19 +38,28 @@ def call(url: str, data: dict | None = None, headers: dict | None = None):
 
 
 @pytest.fixture(scope="module")
-def system(tmp_path_factory):
+def data_dir(tmp_path_factory) -> Path:
+    """The system's data folder: not there yet, as in a fresh checkout."""
+    return tmp_path_factory.mktemp("checkout") / ".data"
+
+
+@pytest.fixture(scope="module")
+def system(tmp_path_factory, data_dir):
     port, flower_port = free_port(), free_port()
     log = (tmp_path_factory.mktemp("system") / "system.log").open("wb")
-    env = {**os.environ, "PORT": str(port), "FLOWER_PORT": str(flower_port)}
+    env = {**os.environ, "PORT": str(port), "FLOWER_PORT": str(flower_port),
+           "PETSTORE_DATA_DIR": str(data_dir)}
     process = subprocess.Popen([sys.executable, "-m", "petstore", "dev"], env=env, stdout=log,
                                stderr=subprocess.STDOUT, start_new_session=True)
-    base = f"http://127.0.0.1:{port}/v2"
-    eventually(lambda: call(f"{base}/store/inventory")[0] == 200, timeout=60, interval=0.5)
-    yield base, flower_port, process
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(60)
-    log.close()
+    try:
+        base = f"http://127.0.0.1:{port}/v2"
+        eventually(lambda: call(f"{base}/store/inventory")[0] == 200, timeout=90, interval=0.5)
+        yield base, flower_port, process
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(60)
+        log.close()
 
 
 def test_the_started_system_serves_the_api_and_flower(system):
@@ -68,7 +83,36 @@ def test_a_pet_added_over_http_reaches_the_inventory_through_the_workers(system)
     eventually(lambda: call(f"{base}/store/inventory")[1]["sold"] > before, timeout=20)
 
 
-def test_sigterm_stops_every_process(system):
+def test_beat_keeps_its_schedule_in_the_data_folder_made_for_it(system, data_dir):
+    _, _, process = system
+    eventually(lambda: list(data_dir.glob("celerybeat-schedule*")), timeout=30)
+    beat = [child for child in psutil.Process(process.pid).children(recursive=True)
+            if "beat" in child.cmdline()]
+    assert beat and all(child.is_running() for child in beat)
+
+
+def test_the_run_file_names_the_system_but_not_servers_from_the_environment(system, data_dir):
+    base, flower_port, process = system
+    run_file = data_dir / "run.json"
+    assert stat.S_IMODE(run_file.stat().st_mode) == 0o600
+    assert json.loads(run_file.read_text()) == {
+        "pid": process.pid, "api_url": base, "flower_url": f"http://127.0.0.1:{flower_port}",
+        "database_url": None, "redis_url": None}
+
+
+def test_a_command_without_the_servers_urls_is_told_the_run_has_them(system, data_dir):
+    _, _, process = system
+    env = {name: value for name, value in os.environ.items()
+           if name not in ("DATABASE_URL", "REDIS_URL")}
+    result = subprocess.run([sys.executable, "-m", "celery", "-A", "workers", "saga", "list"],
+                            env={**env, "PETSTORE_DATA_DIR": str(data_dir)},
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert f"the `make run` running here (PID {process.pid})" in result.stderr
+    assert "set DATABASE_URL and REDIS_URL as it has them" in result.stderr
+
+
+def test_sigterm_stops_every_process(system, data_dir):
     _, _, process = system
     children = psutil.Process(process.pid).children(recursive=True)
     assert len(children) >= 8
@@ -76,3 +120,4 @@ def test_sigterm_stops_every_process(system):
     assert process.wait(60) == 0
     _, alive = psutil.wait_procs(children, timeout=30)
     assert alive == []
+    assert not (data_dir / "run.json").exists()

@@ -36,7 +36,7 @@ def assert_json_error(response, status: int) -> dict:
     {"name": "x" * 201, "photoUrls": []},                     # too long
     {"name": "rex", "photoUrls": [], "id": 2**63},            # beyond int64
     {"name": "rex", "photoUrls": [], "category": {"name": "a b"}},  # bad category name
-    {"name": "rex", "photoUrls": [], "tags": [{"id": 1}]},    # tag without a name
+    {"name": "rex", "photoUrls": [], "tags": [{"name": ""}]},  # empty tag name
     [],                                                       # not an object
 ])
 def test_a_bad_pet_is_refused_with_field_errors(client, owner, body):
@@ -56,8 +56,16 @@ def test_a_body_that_is_not_json_is_refused(client, owner):
 
 
 @pytest.mark.parametrize("path", [
-    f"/v2/pet/{2**63}", "/v2/pet/-1", "/v2/pet/abc", "/v2/nowhere", "/nowhere", "/",
+    f"/v2/pet/{2**63}", "/v2/pet/-5", "/v2/pet/0", "/v2/pet/abc", "/v2/pet/1.5",
+    "/v2/store/order/abc", "/v2/store/order/-1",
 ])
+def test_path_ids_that_are_not_int64_ids_are_json_400s(client, owner, path):
+    body = assert_json_error(client.get(path, headers=owner), 400)
+    assert "not a valid" in body["message"]
+
+
+@pytest.mark.parametrize("path", ["/v2/pet/9223372036854775807", "/v2/nowhere", "/nowhere",
+                                  "/"])
 def test_unknown_ids_and_paths_are_json_404s(client, path):
     assert_json_error(client.get(path), 404)
 

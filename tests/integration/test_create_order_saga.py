@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
@@ -49,10 +50,26 @@ def test_an_order_for_an_available_pet_completes(client, owner, customer):
     eventually(settled)
 
 
-def test_the_owner_reads_a_sagas_step_log(client, owner, customer):
+def test_an_order_gets_the_id_its_client_chose_and_a_taken_one_is_a_409(client, owner,
+                                                                        customer):
+    chosen = random.randint(10**12, 2**62)
+    first, second = add_pet(client, owner), add_pet(client, owner)
+    response = client.post("/v2/store/order", json={"id": chosen, "petId": first["id"]},
+                           headers=customer)
+    assert response.status_code == 200, response.json
+    assert response.json["id"] == chosen
+    again = client.post("/v2/store/order", json={"id": chosen, "petId": second["id"]},
+                        headers=customer)
+    assert again.status_code == 409
+    assert f"Order {chosen} already exists" in again.json["message"]
+    assert client.get(f"/v2/pet/{second['id']}").json["status"] == "available"
+
+
+def test_the_owner_reads_a_sagas_step_log(client, owner, customer, sign_up):
     pet = add_pet(client, owner)
-    order = client.post("/v2/store/order", json={"petId": pet["id"]}, headers=customer).json
-    saga_id = saga_of(order["id"]).id
+    response = client.post("/v2/store/order", json={"petId": pet["id"]}, headers=customer)
+    saga_id = saga_of(response.json["id"]).id
+    assert response.headers["Saga-Id"] == str(saga_id)
     log = client.get(f"/v2/sagas/{saga_id}", headers=owner).json
     assert log["status"] == "completed"
     assert [(s["step"], s["phase"], s["status"]) for s in log["steps"]] == [
@@ -68,7 +85,9 @@ def test_the_owner_reads_a_sagas_step_log(client, owner, customer):
     assert listed.status_code == 200
     assert "X-Pagination" in listed.headers
     assert all(s["status"] == "completed" for s in listed.json)
-    assert client.get(f"/v2/sagas/{saga_id}", headers=customer).status_code == 403
+    assert client.get(f"/v2/sagas/{saga_id}", headers=customer).json == log  # their own
+    assert client.get(f"/v2/sagas/{saga_id}", headers=sign_up()[2]).status_code == 404
+    assert client.get("/v2/sagas", headers=customer).status_code == 403
     assert client.get(f"/v2/sagas/{uuid.uuid4()}", headers=owner).status_code == 404
 
 
@@ -77,7 +96,9 @@ def test_an_order_for_a_pet_that_is_not_available_is_a_conflict(client, owner, c
     response = client.post("/v2/store/order", json={"petId": pet["id"]}, headers=customer)
     assert response.status_code == 409, response.json
     assert "not available" in response.json["message"]
-    assert saga_of(response.json["orderId"]).status == "compensated"
+    assert "orderId" not in response.json  # never placed
+    with unit_of_work() as session:
+        assert session.get(Saga, uuid.UUID(response.json["sagaId"])).status == "compensated"
 
 
 def test_an_order_for_a_missing_pet_is_not_found(client, customer):
@@ -86,14 +107,15 @@ def test_an_order_for_a_missing_pet_is_not_found(client, customer):
     assert response.json["sagaId"]
 
 
-@pytest.mark.parametrize("body", [{}, {"petId": "x"}, {"petId": 1, "quantity": 2},
-                                  {"petId": 0}, {"petId": 1, "shipDate": "tomorrow"}])
-def test_a_bad_order_is_refused_and_starts_no_saga(client, customer, body):
+@pytest.mark.parametrize(("body", "status"), [
+    ({}, 400), ({"petId": 1, "quantity": 2}, 400), ({"petId": "x"}, 422), ({"petId": 0}, 422),
+    ({"petId": 1, "shipDate": "tomorrow"}, 422)])
+def test_a_bad_order_is_refused_and_starts_no_saga(client, customer, body, status):
     with unit_of_work() as session:
         before = session.scalar(select(func.count()).select_from(Saga))
     response = client.post("/v2/store/order", json=body, headers=customer)
-    assert response.status_code == 422
-    assert response.json["errors"]
+    assert response.status_code == status
+    assert response.json["message"]
     with unit_of_work() as session:
         assert session.scalar(select(func.count()).select_from(Saga)) == before
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import random
 import uuid
 
 from sqlalchemy import func, select
@@ -41,9 +42,80 @@ def test_owner_adds_a_pet_and_anyone_reads_it(client, owner):
     assert fetched.json == pet
 
 
-def test_the_store_assigns_ids_whatever_the_body_says(client, owner):
-    first, second = add(client, owner, id=5), add(client, owner, id=5)
-    assert first["id"] != second["id"]
+def a_new_id() -> int:
+    return random.randint(10**12, 2**62)
+
+
+def test_a_pet_gets_the_id_its_client_chose(client, owner):
+    chosen = a_new_id()
+    pet = add(client, owner, id=chosen)
+    assert pet["id"] == chosen
+    assert client.get(f"/v2/pet/{chosen}").json == pet
+
+
+def test_a_taken_id_is_a_409_and_overwrites_nothing(client, owner):
+    pet = add(client, owner, id=a_new_id())
+    before = pet_count()
+    response = client.post("/v2/pet", json=a_pet(id=pet["id"], name="intruder"), headers=owner)
+    assert response.status_code == 409
+    assert f"Pet {pet['id']} already exists" in response.json["message"]
+    assert client.get(f"/v2/pet/{pet['id']}").json == pet
+    assert pet_count() == before
+
+
+def test_without_an_id_or_with_0_the_store_assigns_one_no_client_chose(client, owner):
+    assigned = add(client, owner)
+    chosen = add(client, owner, id=assigned["id"] + 1)  # where the store would go next
+    after = [add(client, owner)["id"], add(client, owner, id=0)["id"]]
+    assert chosen["id"] not in after
+    assert len(set(after)) == 2
+
+
+def test_a_category_or_tag_is_named_by_its_id_its_name_or_both(client, owner):
+    name, label_id = f"cat{uuid.uuid4().hex[:8]}", a_new_id()
+    created = add(client, owner, category={"id": label_id, "name": name},
+                  tags=[{"id": label_id, "name": name}])
+    assert created["category"] == {"id": label_id, "name": name}
+    assert created["tags"] == [{"id": label_id, "name": name}]
+    by_id = add(client, owner, category={"id": label_id}, tags=[{"id": label_id}])
+    by_name = add(client, owner, category={"name": name}, tags=[{"name": name}])
+    assert by_id["category"] == by_name["category"] == created["category"]
+    assert by_id["tags"] == by_name["tags"] == created["tags"]
+
+
+def test_a_category_id_and_name_that_disagree_are_a_409_that_says_so(client, owner):
+    pet = add(client, owner, category={"name": f"cat{uuid.uuid4().hex[:8]}"})
+    category = pet["category"]
+    before = pet_count()
+    response = client.post("/v2/pet", json=a_pet(category={"id": category["id"],
+                                                           "name": "other"}), headers=owner)
+    assert response.status_code == 409
+    assert f"Category {category['id']} is {category['name']!r}" in response.json["message"]
+    response = client.post("/v2/pet", json=a_pet(tags=[{"id": a_new_id(), "name": "good"}]),
+                           headers=owner)
+    assert response.status_code == 409
+    assert "Tag 'good' has id" in response.json["message"]
+    assert pet_count() == before
+
+
+def test_a_category_named_only_by_an_unknown_id_is_a_400(client, owner):
+    response = client.post("/v2/pet", json=a_pet(category={"id": a_new_id()}), headers=owner)
+    assert response.status_code == 400
+    assert "send its name too" in response.json["message"]
+
+
+def test_a_pet_without_a_category_has_none_in_its_answer_not_null(client, owner):
+    pet = add(client, owner, category={})
+    assert "category" not in pet
+    assert "category" not in client.get(f"/v2/pet/{pet['id']}").json
+
+
+def test_the_very_body_a_get_returns_can_be_put_back(client, owner):
+    pet = add(client, owner)
+    fetched = client.get(f"/v2/pet/{pet['id']}").json
+    response = client.put("/v2/pet", json=fetched, headers=owner)
+    assert response.status_code == 200, response.json
+    assert response.json == fetched
 
 
 def test_owner_replaces_a_pet(client, owner):
@@ -58,7 +130,7 @@ def test_owner_replaces_a_pet(client, owner):
 
 
 def test_replacing_needs_an_existing_pet_id(client, owner):
-    assert client.put("/v2/pet", json=a_pet(), headers=owner).status_code == 422
+    assert client.put("/v2/pet", json=a_pet(), headers=owner).status_code == 400
     missing = client.put("/v2/pet", json={**a_pet(), "id": 2**62}, headers=owner)
     assert missing.status_code == 404
     assert "not found" in missing.json["message"]
@@ -103,6 +175,7 @@ def test_a_pending_or_sold_pet_is_not_deleted(client, owner):
         response = client.delete(f"/v2/pet/{pet['id']}", headers=owner)
         assert response.status_code == 409
         assert status in response.json["message"]
+        assert "order" not in response.json["message"]  # no order holds it: not the reason
         assert client.get(f"/v2/pet/{pet['id']}").status_code == 200
 
 

@@ -88,6 +88,22 @@ def test_a_failed_saga_is_listed_shown_and_retried_to_its_end(client, start_work
     eventually(settled)
 
 
+def test_a_retry_from_the_command_line_is_published_by_the_command_itself(
+        client, start_worker, order_async):
+    faulty = start_worker("inventory.reserve_stock=fail,pets.release_pet=error")
+    pet, saga_id = order_async()
+    eventually(lambda: status_of(saga_id) == "failed", timeout=30)
+    faulty.stop()
+    # Neither the sweeper nor the periodic relay acts within the wait below: only the
+    # `celery ... saga retry` process, publishing its command as it commits, moves the saga.
+    start_worker(PETSTORE_SWEEP_INTERVAL="60", PETSTORE_OUTBOX_INTERVAL="60")
+
+    retried = saga_cli("retry", saga_id)
+    assert retried.returncode == 0, retried.stderr
+    eventually(lambda: status_of(saga_id) == "compensated", timeout=10)
+    assert client.get(f"/v2/pet/{pet['id']}").json["status"] == "available"
+
+
 def test_an_operator_compensates_a_running_saga(client, start_worker, order_async):
     # The inventory step fails and waits seconds before its retry: the operator steps in.
     start_worker("inventory.reserve_stock=error", PETSTORE_RETRY_SCALE="100")

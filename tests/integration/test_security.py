@@ -474,7 +474,8 @@ def test_an_uploaded_file_cannot_escape_the_upload_folder(client):
 # The saga log is the owner's.
 
 
-def test_sagas_are_not_open_to_customers_nor_anonymous(app, client, placed, customer):
+def test_a_customer_sees_only_their_own_sagas_and_anonymous_none(app, client, placed,
+                                                                  customer):
     mine, order = placed
     # `client` holds the cookie of the last login (which counts for reads): a fresh one.
     anonymous = app.test_client()
@@ -488,6 +489,10 @@ def test_sagas_are_not_open_to_customers_nor_anonymous(app, client, placed, cust
     for url in urls:
         assert_json_error(anonymous.get(url), 401)
         assert_json_error(anonymous.get(url, headers={"api_key": "garbage"}), 401)
-        # Not even the customer whose order the saga is, and no existence oracle: 403.
+    for url in urls[:2]:  # the list is the owner's
         assert_json_error(client.get(url, headers=mine), 403)
         assert_json_error(client.get(url, headers=customer), 403)
+    # A saga is its customer's to read; to anyone else it does not exist (no oracle).
+    assert client.get(urls[2], headers=mine).json["id"] == saga_id
+    for url in urls[2:]:
+        assert_json_error(client.get(url, headers=customer), 404)

@@ -1,12 +1,21 @@
-"""Settings come from the environment; here a plain dict stands in for it."""
+"""Settings come from the environment; here a plain dict stands in for it.
+
+Where the environment names no servers, a running `petstore dev` of the same data folder
+does, through its run file.
+"""
 
 from __future__ import annotations
 
+import os
+import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from petstore.settings import Settings
+from petstore import settings as settings_module
+from petstore.settings import RunRecord, ServerNotFound, Settings
 
 BASE = {"DATABASE_URL": "postgresql://u:pw@db.example:5432/petstore",
         "REDIS_URL": "redis://cache:6379/0"}
@@ -26,8 +35,8 @@ def test_database_urls_are_normalised_to_the_psycopg_driver(given, used):
     assert settings(DATABASE_URL=given).database_url == used
 
 
-def test_a_missing_database_url_stays_empty():
-    assert Settings.from_env({}).database_url == ""
+def test_a_missing_database_url_stays_empty(tmp_path):
+    assert Settings.from_env({"PETSTORE_DATA_DIR": str(tmp_path)}).database_url == ""
 
 
 def test_the_redis_url_is_taken_as_given():
@@ -86,3 +95,100 @@ def test_settings_are_immutable():
     s = settings()
     with pytest.raises(AttributeError):
         s.port = 1  # type: ignore[misc]
+
+
+# Where the system runs: `<data folder>/run.json`, written by `petstore dev`.
+
+EMBEDDED = {"database_url": "postgresql://postgres:@/petstore?host=/data/postgres",
+            "redis_url": "redis://127.0.0.1:6390/0"}
+
+
+def a_run(pid: int, **urls: str) -> RunRecord:
+    return RunRecord(pid=pid, api_url="http://127.0.0.1:8000/v2",
+                     flower_url="http://127.0.0.1:5555", **urls)
+
+
+def a_finished_process() -> int:
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
+
+
+def test_without_urls_in_the_environment_the_running_systems_servers_are_used(tmp_path):
+    a_run(os.getpid(), **EMBEDDED).write(tmp_path)
+    found = Settings.from_env({"PETSTORE_DATA_DIR": str(tmp_path)})
+    assert found.database_url == "postgresql+psycopg://postgres:@/petstore?host=/data/postgres"
+    assert found.redis_url == "redis://127.0.0.1:6390/0"
+
+
+def test_the_environment_wins_over_the_run_file(tmp_path):
+    a_run(os.getpid(), **EMBEDDED).write(tmp_path)
+    found = settings(PETSTORE_DATA_DIR=str(tmp_path))
+    assert found.database_url == "postgresql+psycopg://u:pw@db.example:5432/petstore"
+    assert found.redis_url == "redis://cache:6379/0"
+    only_redis = Settings.from_env({"PETSTORE_DATA_DIR": str(tmp_path),
+                                    "REDIS_URL": "redis://cache:6379/0"})
+    assert only_redis.redis_url == "redis://cache:6379/0"
+    assert only_redis.database_url.endswith("host=/data/postgres")
+
+
+def test_the_run_file_of_a_run_that_is_gone_is_ignored(tmp_path):
+    a_run(a_finished_process(), **EMBEDDED).write(tmp_path)
+    found = Settings.from_env({"PETSTORE_DATA_DIR": str(tmp_path)})
+    assert (found.database_url, found.redis_url) == ("", "")
+    assert RunRecord.read(tmp_path) is None
+
+
+def test_an_unreadable_run_file_is_ignored(tmp_path):
+    RunRecord.path(tmp_path).write_text("{not json")
+    assert RunRecord.read(tmp_path) is None
+    assert Settings.from_env({"PETSTORE_DATA_DIR": str(tmp_path)}).redis_url == ""
+
+
+def test_the_run_file_is_json_readable_by_its_owner_only(tmp_path):
+    record = a_run(os.getpid(), **EMBEDDED)
+    record.write(tmp_path)
+    path = tmp_path / "run.json"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert RunRecord.read(tmp_path) == record
+    assert [p.name for p in tmp_path.iterdir()] == ["run.json"]  # no temporary file left
+    RunRecord.remove(tmp_path)
+    RunRecord.remove(tmp_path)  # twice: nothing to remove is no error
+    assert not path.exists()
+
+
+@pytest.fixture
+def no_servers_in_the_environment(monkeypatch, tmp_path):
+    """The process's settings read afresh from an environment without server URLs."""
+    monkeypatch.delenv("DATABASE_URL")
+    monkeypatch.delenv("REDIS_URL")
+    monkeypatch.setenv("PETSTORE_DATA_DIR", str(tmp_path))
+    settings_module.get_settings.cache_clear()
+    yield tmp_path
+    settings_module.get_settings.cache_clear()
+
+
+def test_a_missing_server_is_one_line_that_says_how_to_point_at_it(
+        no_servers_in_the_environment):
+    with pytest.raises(ServerNotFound) as missing:
+        settings_module.get_settings()
+    message = missing.value.format_message()
+    assert "\n" not in message
+    assert message.startswith("no database and no broker: DATABASE_URL and REDIS_URL")
+    assert str(no_servers_in_the_environment / "run.json") in message
+    assert "start `make run` or set DATABASE_URL and REDIS_URL" in message
+
+
+def test_a_run_whose_servers_came_from_its_environment_is_named(
+        no_servers_in_the_environment):
+    a_run(os.getpid(), redis_url=EMBEDDED["redis_url"]).write(no_servers_in_the_environment)
+    with pytest.raises(ServerNotFound) as missing:
+        settings_module.get_settings()
+    message = missing.value.format_message()
+    assert message.startswith("no database: DATABASE_URL is not set")
+    assert f"PID {os.getpid()}" in message
+
+
+def test_the_process_settings_use_a_running_systems_servers(no_servers_in_the_environment):
+    a_run(os.getpid(), **EMBEDDED).write(no_servers_in_the_environment)
+    assert settings_module.get_settings().redis_url == EMBEDDED["redis_url"]

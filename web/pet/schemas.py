@@ -2,35 +2,37 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from flask_smorest.fields import Upload
-from marshmallow import Schema, fields, post_load, validate
-from webargs.fields import DelimitedList
+from marshmallow import Schema, fields, validate
 
 from models.pet import STATUSES
-from web.fields import FullMatch, Id, Text
+from web.fields import CommaList, ContractSchema, FullMatch, NewId, Text
 
 # The spec's pattern for category names.
 NAME_PATTERN = r"^[a-zA-Z0-9]+[a-zA-Z0-9\.\-_]*[a-zA-Z0-9]+$"
 Status = validate.OneOf(STATUSES)
 
 
-class CategorySchema(Schema):
-    id = fields.Integer(dump_only=True)
-    name = Text(required=True, max_length=100, validate=[FullMatch(NAME_PATTERN)])
+class CategorySchema(ContractSchema):
+    """A category by its id, its name, or both (a new id with a name creates it)."""
+
+    id = NewId()
+    name = Text(max_length=100, validate=[FullMatch(NAME_PATTERN)])
 
 
-class TagSchema(Schema):
-    id = fields.Integer(dump_only=True)
-    name = Text(required=True, max_length=100, validate=[validate.Length(min=1)])
+class TagSchema(ContractSchema):
+    """A tag by its id, its name, or both (a new id with a name creates it)."""
+
+    id = NewId()
+    name = Text(max_length=100, validate=[validate.Length(min=1)])
 
 
-class PetSchema(Schema):
-    """A pet; `id` is assigned by the store on create and names the pet on update."""
+class PetSchema(ContractSchema):
+    """A pet. On create, an `id` the client chose is the pet's when free; without one (or
+    0) the store assigns it. On update the id names the pet to replace."""
 
-    id = Id()
-    category = fields.Nested(CategorySchema, allow_none=True)
+    id = NewId()
+    category = fields.Nested(CategorySchema)
     name = Text(required=True, validate=[validate.Length(min=1)],
                 metadata={"example": "doggie"})
     photoUrls = fields.List(Text(max_length=2000), required=True, attribute="photo_urls",
@@ -40,19 +42,6 @@ class PetSchema(Schema):
     status = fields.String(validate=Status, load_default="available",
                            metadata={"description": "pet status in the store"})
 
-    @post_load
-    def names_only(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
-        """Categories and tags are named; the store keeps one row per name."""
-        data["category"] = (data.get("category") or {}).get("name")
-        data["tags"] = [tag["name"] for tag in data["tags"]]
-        return data
-
-
-class PetUpdateSchema(PetSchema):
-    """On update the id names the pet to replace."""
-
-    id = Id(required=True)
-
 
 class PetFormSchema(Schema):
     name = Text(validate=[validate.Length(min=1)], metadata={"description": "Updated name"})
@@ -60,12 +49,12 @@ class PetFormSchema(Schema):
 
 
 class StatusQuerySchema(Schema):
-    status = DelimitedList(fields.String(validate=Status), required=True,
+    status = CommaList(fields.String(validate=Status), required=True,
                            metadata={"description": "Comma separated statuses"})
 
 
 class TagsQuerySchema(Schema):
-    tags = DelimitedList(Text(max_length=100), required=True,
+    tags = CommaList(Text(max_length=100), required=True,
                          validate=validate.Length(max=50),
                          metadata={"description": "Comma separated tag names"})
 
@@ -76,7 +65,7 @@ class UploadSchema(Schema):
     file = Upload(required=True, metadata={"description": "file to upload"})
 
 
-class ApiResponseSchema(Schema):
+class ApiResponseSchema(ContractSchema):
     code = fields.Integer()
     type = fields.String()
     message = fields.String()

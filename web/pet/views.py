@@ -28,14 +28,13 @@ from web.pet.schemas import (
     ApiResponseSchema,
     PetFormSchema,
     PetSchema,
-    PetUpdateSchema,
     StatusQuerySchema,
     TagsQuerySchema,
     UploadSchema,
 )
 
 blp = Blueprint("pet", __name__, url_prefix="/pet", description="Everything about your Pets")
-PET_ID = "<int(max=9223372036854775807):pet_id>"
+PET_ID = "<id:pet_id>"
 
 
 @blp.route("")
@@ -43,22 +42,39 @@ class Pets(MethodView):
     @login_required(blp, owner=True)
     @blp.arguments(PetSchema)
     @blp.response(200, PetSchema)
+    @blp.alt_response(400, response="BAD_REQUEST",
+                      description="A category or tag given by an id that does not exist")
+    @blp.alt_response(409, response="CONFLICT",
+                      description="The id is taken, or a category's or tag's id and name "
+                                  "disagree")
     def post(self, pet: dict[str, Any]):
         """Add a new pet to the store
 
-        The store assigns the id; an `id` in the body is ignored.
+        The pet gets the `id` the client chose when no pet has it; without one (or 0)
+        the store assigns it. A category or tag is named by its id, its name, or both.
         """
-        pet.pop("id", None)
+        pet_id = pet.pop("id", None)
         with unit_of_work() as session:
-            return add_pet(session, **pet)
+            return add_pet(session, pet_id=pet_id, **pet)
 
     @login_required(blp, owner=True)
-    @blp.arguments(PetUpdateSchema)
+    @blp.arguments(PetSchema)
     @blp.response(200, PetSchema)
+    @blp.alt_response(400, response="BAD_REQUEST",
+                      description="No pet id, or a category or tag given by an id that does "
+                                  "not exist")
     @blp.alt_response(404, response="NOT_FOUND")
+    @blp.alt_response(409, response="CONFLICT",
+                      description="A category's or tag's id and name disagree, or an order "
+                                  "holds the pet and the status would change")
     def put(self, pet: dict[str, Any]):
-        """Update an existing pet"""
-        pet_id = pet.pop("id")
+        """Update an existing pet
+
+        The body's `id` names the pet to replace.
+        """
+        pet_id = pet.pop("id", None)
+        if not pet_id:
+            abort(400, message="Say which pet to update: the body needs the pet's id")
         with unit_of_work() as session:
             return replace_pet(session, pet_id, **pet)
 

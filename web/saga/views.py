@@ -15,7 +15,7 @@ from models.db import INT64_MAX, unit_of_work
 from models.saga import SAGA_STATUSES, Saga
 from sagas.registry import DEFINITIONS
 from web.api import Blueprint
-from web.auth import login_required
+from web.auth import current_user, login_required
 
 blp = Blueprint("sagas", __name__, url_prefix="/sagas", description="Sagas and their steps")
 
@@ -79,14 +79,19 @@ class Sagas(MethodView):
 
 
 @blp.route("/<uuid:saga_id>")
-@login_required(blp, owner=True)
+@login_required(blp)
 @blp.response(200, SagaWithStepsSchema)
 @blp.alt_response(404, response="NOT_FOUND")
 def saga_by_id(saga_id: uuid.UUID):
-    """A saga and the log of its step attempts"""
+    """A saga and the log of its step attempts
+
+    The store owner sees every saga; a customer sees the sagas of their own requests.
+    """
+    user = current_user()
     with unit_of_work() as session:
         saga = session.scalar(select(Saga).where(Saga.id == saga_id)
                               .options(selectinload(Saga.steps)))
-    if saga is None:
+    # Another customer's saga does not exist for this one: no oracle of others' orders.
+    if saga is None or not (user.is_owner or saga.started_by == user.id):
         abort(404, message=f"Saga {saga_id} not found")
     return saga

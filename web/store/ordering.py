@@ -9,14 +9,14 @@ import time
 import uuid
 from typing import Any
 
-from flask import current_app, jsonify, request
+from flask import Response, after_this_request, current_app, jsonify, request
 from flask_smorest import abort
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from models.db import unit_of_work
-from models.order import get_order, next_order_id
+from models.order import Order, get_order, new_order_id
 from models.saga import COMPENSATED, COMPLETED, FAILED, Saga
 from models.user import User
 from petstore.logs import saga_logged
@@ -29,17 +29,27 @@ log = logging.getLogger(__name__)
 SETTLED = (COMPLETED, COMPENSATED, FAILED)
 # A step's refusal, by the participant's error name, as the HTTP status it means.
 REFUSALS = {"PetNotAvailable": 409, "PetNotFound": 404, "OrderNotFound": 404,
-            "OrderNotPlaced": 409, "OrderNotApproved": 409, "PetNotHeld": 409}
+            "OrderNotPlaced": 409, "OrderNotApproved": 409, "PetNotHeld": 409,
+             "OrderIdTaken": 409}
 
 
 def run(definition: SagaDefinition, payload: dict[str, Any], user: User,
-        fingerprint_of: Any = None) -> Any:
+        fingerprint_of: Any = None, new_order: bool = False) -> Any:
     """Start the saga (once per Idempotency-Key), wait for it unless the client prefers
-    not to, and answer as its state says."""
+    not to, and answer as its state says, naming the saga in a `Saga-Id` header. A
+    `new_order` saga's order gets its id now (the one in the payload, when free), so even
+    a 202 can name it."""
     key = request.headers.get("Idempotency-Key")
     if key is not None and not 0 < len(key) <= 200:
         abort(422, message="Idempotency-Key must be 1 to 200 characters")
-    saga = _start(definition, payload, user, key, fingerprint_of or payload)
+    saga = _start(definition, payload, user, key, fingerprint_of or payload, new_order)
+    saga_id = str(saga.id)
+
+    @after_this_request
+    def name_the_saga(response: Response) -> Response:
+        response.headers["Saga-Id"] = saga_id
+        return response
+
     if "respond-async" not in request.headers.get("Prefer", ""):
         saga = _settle(saga.id, current_app.config["ORDER_WAIT_SECONDS"])
     return _answer(saga)
@@ -51,7 +61,7 @@ def _fingerprint(definition: SagaDefinition, request_data: Any) -> str:
 
 
 def _start(definition: SagaDefinition, payload: dict[str, Any], user: User, key: str | None,
-           request_data: Any) -> Saga:
+           request_data: Any, new_order: bool) -> Saga:
     request_hash = _fingerprint(definition, request_data)
     for _ in range(2):  # a concurrent twin with the same key may win the insert
         try:
@@ -60,8 +70,9 @@ def _start(definition: SagaDefinition, payload: dict[str, Any], user: User, key:
                     if saga.request_hash != request_hash:
                         abort(422, message="This Idempotency-Key was used with another request")
                     return saga
-                # A new order's id is drawn now, so even a 202 can name it.
-                data = {**payload, "order_id": payload["order_id"] or next_order_id(session)}
+                data = payload
+                if new_order:
+                    data = {**payload, "order_id": new_order_id(session, payload["order_id"])}
                 saga = engine.start(session, definition, data, started_by=user.id,
                                     idempotency_key=key, request_hash=request_hash)
             with saga_logged(str(saga.id)):
@@ -97,15 +108,22 @@ def _answer(saga: Saga) -> Any:
     if saga.status == COMPLETED:
         with unit_of_work() as session:
             return get_order(session, order_id)
-    extra = {"sagaId": str(saga.id), "orderId": order_id}
     if saga.status == COMPENSATED and saga.error_code in REFUSALS:
-        abort(REFUSALS[saga.error_code], message=saga.error, extra=extra)
+        abort(REFUSALS[saga.error_code], message=saga.error, extra=_named_in_error(saga))
     if saga.status in SETTLED:
         abort(503, message=f"The change could not be made and was undone: {saga.error}",
-              extra={**extra, "sagaStatus": saga.status})
+              extra={**_named_in_error(saga), "sagaStatus": saga.status})
     accepted = OrderAcceptedSchema().dump(
         {"saga_id": saga.id, "order_id": order_id, "status": saga.status})
     response = jsonify(accepted)
     response.status_code = 202
     response.headers["Location"] = f"/v2/sagas/{saga.id}"
     return response
+
+
+def _named_in_error(saga: Saga) -> dict[str, Any]:
+    """The saga, and its order when there is one: a refused new order was never placed."""
+    order_id = saga.payload["order_id"]
+    with unit_of_work() as session:
+        placed = session.get(Order, order_id) is not None
+    return {"sagaId": str(saga.id), **({"orderId": order_id} if placed else {})}

@@ -8,7 +8,7 @@ from flask_smorest.error_handler import ErrorSchema
 from marshmallow import Schema, fields, validate
 
 from models.order import STATUSES
-from web.fields import Id
+from web.fields import ContractSchema, Id, NewId
 
 
 class InventorySchema(Schema):
@@ -17,15 +17,16 @@ class InventorySchema(Schema):
     sold = fields.Integer(required=True)
 
 
-class OrderSchema(Schema):
-    """An order for one pet. `id`, `status` and `complete` are the store's to set."""
+class OrderSchema(ContractSchema):
+    """An order for one pet (`quantity` 1: a pet is one animal). The order gets the `id` the
+    client chose when no order has it; without one (or 0) the store assigns it. `status`
+    and `complete` are the store's to set."""
 
-    id = fields.Integer(dump_only=True)
-    petId = Id(required=True, attribute="pet_id")
-    quantity = fields.Integer(strict=True, load_default=1, validate=validate.Equal(
-        1, error="Each pet is one animal: quantity must be 1."))
-    shipDate = fields.AwareDateTime(attribute="ship_date", allow_none=True,
-                                    default_timezone=UTC)
+    id = NewId()
+    petId = Id(attribute="pet_id")
+    quantity = fields.Integer(strict=True, load_default=1,
+                              validate=validate.Range(-(2**31), 2**31 - 1))
+    shipDate = fields.AwareDateTime(attribute="ship_date", default_timezone=UTC)
     status = fields.String(validate=validate.OneOf(STATUSES),
                            metadata={"description": "Order Status"})
     complete = fields.Boolean()

@@ -15,7 +15,7 @@ from models.user import create_users, delete_user, get_user, log_in, log_out, up
 from web import ratelimit
 from web.api import Blueprint
 from web.auth import COOKIE, login_required, may_manage, request_token
-from web.user.schemas import USERNAME_PATTERN, LoginQuerySchema, UserSchema, UserUpdateSchema
+from web.user.schemas import USERNAME_PATTERN, LoginQuerySchema, UserSchema
 
 blp = Blueprint("user", __name__, url_prefix="/user", description="Operations about user")
 LOGIN_HEADERS = {
@@ -30,7 +30,8 @@ LOGIN_HEADERS = {
 @blp.route("", methods=["POST"])
 @blp.arguments(UserSchema)
 @blp.response(200, UserSchema)
-@blp.alt_response(409, response="CONFLICT", description="The username is taken")
+@blp.alt_response(400, response="BAD_REQUEST", description="No username or no password")
+@blp.alt_response(409, response="CONFLICT", description="The username or the id is taken")
 def create_user(profile: dict[str, Any]):
     """Create user
 
@@ -51,7 +52,9 @@ for _path, _name in (("/createWithArray", "create_users_with_array"),
     @login_required(blp, owner=True)
     @blp.arguments(UserSchema(many=True))
     @blp.response(200, UserSchema(many=True))
-    @blp.alt_response(409, response="CONFLICT", description="A username is taken or repeated")
+    @blp.alt_response(400, response="BAD_REQUEST", description="No username or no password")
+    @blp.alt_response(409, response="CONFLICT",
+                      description="A username or an id is taken or repeated")
     def create_many(profiles: list[dict[str, Any]]):
         """Creates list of users with given input array
 
@@ -121,10 +124,11 @@ class UserByName(MethodView):
             return get_user(session, _known_shape(username))
 
     @login_required(blp, may_forbid=True)
-    @blp.arguments(UserUpdateSchema)
+    @blp.arguments(UserSchema)
     @blp.response(200, UserSchema)
     @blp.alt_response(404, response="NOT_FOUND")
-    @blp.alt_response(409, response="CONFLICT", description="The new username is taken")
+    @blp.alt_response(409, response="CONFLICT",
+                      description="The new username is taken, or the id is not the account's")
     def put(self, changes: dict[str, Any], username: str):
         """Updated user
 
