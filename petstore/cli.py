@@ -6,6 +6,7 @@ import contextlib
 import dataclasses
 import fcntl
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -133,7 +134,9 @@ def dev(procfile: Path) -> None:
 def _run(procfile: Path, data_dir: Path, settings: Settings) -> None:
     """Start the servers if needed and the Procfile's processes; stop them at the end."""
     env = dict(os.environ)
-    env.setdefault("FLOWER_UNAUTHENTICATED_API", "true")
+    # Flower's API runs any task for whoever reaches it: never without credentials.
+    env.pop("FLOWER_UNAUTHENTICATED_API", None)
+    env["FLOWER_BASIC_AUTH"] = flower_login = _flower_credentials(data_dir, env)
     # The Procfile's commands come from this environment's bin folder.
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     run = RunRecord(pid=os.getpid(), api_url=f"http://127.0.0.1:{settings.port}/v2",
@@ -171,7 +174,9 @@ def _run(procfile: Path, data_dir: Path, settings: Settings) -> None:
         petstore = [sys.executable, "-m", "petstore"]
         subprocess.run([*petstore, "migrate"], env=env, check=True)
         subprocess.run([*petstore, "ensure-owner"], env=env, check=True)
-        click.echo(f"API on {run.api_url} (docs at /v2/docs), Flower on {run.flower_url}; "
+        user, _, password = flower_login.partition(":")
+        click.echo(f"API on {run.api_url} (docs at /v2/docs), Flower on {run.flower_url} "
+                   f"(user {user!r}, password {password!r}); "
                    f"where it runs: {RunRecord.path(data_dir)}")
         # honcho hands PORT to each process from this base: the API is first, so it gets it.
         processes = subprocess.Popen(["honcho", "start", "-f", str(procfile), "-d",
@@ -188,3 +193,19 @@ def _run(procfile: Path, data_dir: Path, settings: Settings) -> None:
         RunRecord.remove(data_dir)
         if servers is not None:
             servers.stop()  # this run's own servers, and only those
+
+
+FLOWER_CREDENTIALS = "flower-credentials"  # in the data folder, `user:password`, mode 0600
+
+
+def _flower_credentials(data_dir: Path, env: dict[str, str]) -> str:
+    """`user:password` for Flower: FLOWER_BASIC_AUTH when set, else the ones made on the
+    first start and kept in the data folder."""
+    if env.get("FLOWER_BASIC_AUTH"):
+        return env["FLOWER_BASIC_AUTH"]
+    path = data_dir / FLOWER_CREDENTIALS
+    if not path.exists():
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as out:
+            out.write(f"admin:{secrets.token_urlsafe(16)}")
+    return path.read_text().strip()

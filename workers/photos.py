@@ -6,7 +6,7 @@ from typing import Any
 
 from models.db import unit_of_work
 from models.photo import create_photos as record_photos
-from models.photo import forget_pet_photos
+from models.photo import forget_pet_photos, stored_file
 from petstore.settings import get_settings
 from workers.celery_app import app
 
@@ -25,6 +25,7 @@ def on_pet_deleted(event_id: str, event_type: str, pet_id: int, status: str | No
     with unit_of_work() as session:
         files = forget_pet_photos(session, pet_id)
     upload_dir = get_settings().upload_dir
-    for name in files:
-        (upload_dir / name).unlink(missing_ok=True)
-    return len(files)
+    stored = [path for name in files if (path := stored_file(upload_dir, name))]
+    for path in stored:
+        path.unlink(missing_ok=True)
+    return len(stored)

@@ -6,6 +6,7 @@ data folder that does not exist yet: a fresh checkout pointed at external server
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
@@ -62,13 +63,38 @@ def system(tmp_path_factory, data_dir):
         log.close()
 
 
-def test_the_started_system_serves_the_api_and_flower(system):
+def flower_status(url: str, credentials: str | None = None, data: bytes | None = None,
+                  headers: dict | None = None) -> int | None:
+    headers = dict(headers or {})
+    if credentials:
+        headers["Authorization"] = f"Basic {base64.b64encode(credentials.encode()).decode()}"
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, data=data, headers=headers),
+                                    timeout=5) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+    except OSError:
+        return None
+
+
+def test_the_started_system_serves_the_api_and_flower_to_its_credentials(system, data_dir):
     base, flower_port, _ = system
     status, pets = call(f"{base}/pet/findByStatus?status=available")
     assert status == 200
     assert isinstance(pets, list)
-    flower = urllib.request.urlopen(f"http://127.0.0.1:{flower_port}/", timeout=5)
-    assert flower.status == 200
+    flower = f"http://127.0.0.1:{flower_port}"
+    credentials = (data_dir / "flower-credentials").read_text().strip()
+    assert (data_dir / "flower-credentials").stat().st_mode & 0o777 == 0o600
+    eventually(lambda: flower_status(f"{flower}/", credentials) == 200, timeout=60)
+    assert flower_status(f"{flower}/api/tasks", credentials) == 200
+    # A stranger, or a page of another site posting to Flower's API, is refused.
+    assert flower_status(f"{flower}/") == 401
+    assert flower_status(f"{flower}/api/tasks") == 401
+    attack = flower_status(f"{flower}/api/task/async-apply/photos.on_pet_deleted",
+                           data=b'{"kwargs": {}}',
+                           headers={"Content-Type": "text/plain", "Origin": "http://evil"})
+    assert attack in (401, 403)  # no credentials, and no XSRF token either
 
 
 def test_a_pet_added_over_http_reaches_the_inventory_through_the_workers(system):

@@ -496,3 +496,17 @@ def test_a_customer_sees_only_their_own_sagas_and_anonymous_none(app, client, pl
     assert client.get(urls[2], headers=mine).json["id"] == saga_id
     for url in urls[2:]:
         assert_json_error(client.get(url, headers=customer), 404)
+
+
+def test_a_photo_task_never_touches_a_file_outside_the_upload_folder(tmp_path):
+    """As if a message named a path (Flower's API or a forged message could send one)."""
+    from workers import photos
+
+    precious = tmp_path / "precious.txt"
+    precious.write_text("keep me")
+    pet_id = 2**62 + uuid.uuid4().int % 2**40
+    for name in (str(precious), f"../../../../../..{precious}"):
+        photos.create_photos(pet_id, [{"url": f"http://img/{uuid.uuid4()}", "file_name": name}])
+    photos.on_pet_deleted(event_id=str(uuid.uuid4()), event_type="PET_DELETED", pet_id=pet_id,
+                          status=None, version=2)
+    assert precious.read_text() == "keep me"

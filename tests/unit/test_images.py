@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from models.photo.images import image_kind
+from models.photo.images import image_kind, new_file_name, stored_file
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 24
 JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 24
@@ -38,3 +38,11 @@ def test_each_supported_image_format_is_recognised_by_its_signature(content, kin
 ])
 def test_anything_else_is_not_an_image(content):
     assert image_kind(content) is None
+
+
+def test_a_stored_file_is_only_ever_one_the_service_named_inside_the_upload_folder(tmp_path):
+    name = new_file_name("png")
+    assert stored_file(tmp_path, name) == tmp_path / name
+    for smuggled in ("/etc/passwd", "../../etc/passwd", "x.png", f"../{name}",
+                     f"{name}/../../secret", name.upper(), f"{name[:-3]}html", None):
+        assert stored_file(tmp_path, smuggled) is None, smuggled

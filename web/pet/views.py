@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from flask import current_app, url_for
@@ -21,7 +20,7 @@ from models.pet import (
     replace_pet,
     update_pet_fields,
 )
-from models.photo import image_kind
+from models.photo import image_kind, new_file_name
 from web.api import Blueprint
 from web.auth import login_required
 from web.pet.schemas import (
@@ -153,7 +152,7 @@ def upload_image(upload: dict[str, Any], pet_id: int):
     extension, media_type = kind
     with unit_of_work() as session:
         get_pet(session, pet_id)  # 404 before anything is stored
-    name = f"{uuid.uuid4().hex}.{extension}"
+    name = new_file_name(extension)
     path = current_app.config["UPLOAD_DIR"] / name
     path.write_bytes(content)
     url = url_for("photo.image", name=name, _external=True)
