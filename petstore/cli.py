@@ -15,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from petstore.settings import PROJECT_ROOT, RunRecord, Settings, data_dir_of
+from petstore.settings import PROJECT_ROOT, RunRecord, Settings, data_dir_of, write_private
 
 
 @click.group()
@@ -205,7 +205,5 @@ def _flower_credentials(data_dir: Path, env: dict[str, str]) -> str:
         return env["FLOWER_BASIC_AUTH"]
     path = data_dir / FLOWER_CREDENTIALS
     if not path.exists():
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "w") as out:
-            out.write(f"admin:{secrets.token_urlsafe(16)}")
+        write_private(path, f"admin:{secrets.token_urlsafe(16)}")
     return path.read_text().strip()

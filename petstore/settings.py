@@ -29,6 +29,19 @@ def data_dir_of(env: Mapping[str, str]) -> Path:
     return Path(env.get("PETSTORE_DATA_DIR", PROJECT_ROOT / ".data"))
 
 
+def write_private(path: Path, text: str) -> None:
+    """Replace the file at once (readers never see half of it), readable by its owner only."""
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
+    try:
+        with os.fdopen(descriptor, "w") as out:  # mkstemp makes it 0600
+            out.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)  # signal 0: only asks whether the process exists
@@ -70,17 +83,7 @@ class RunRecord:
         return record if _alive(record.pid) else None
 
     def write(self, data_dir: Path) -> None:
-        """Replace the run file at once (readers never see half of it), readable by its
-        owner only."""
-        descriptor, temporary = tempfile.mkstemp(dir=data_dir, prefix=".run-", suffix=".json")
-        try:
-            with os.fdopen(descriptor, "w") as out:  # mkstemp makes it 0600
-                json.dump(asdict(self), out, indent=2)
-            os.replace(temporary, self.path(data_dir))
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(temporary)
-            raise
+        write_private(self.path(data_dir), json.dumps(asdict(self), indent=2))
 
     @classmethod
     def remove(cls, data_dir: Path) -> None:
