@@ -1,6 +1,6 @@
 FROM python:3.11-slim
 WORKDIR /app
-ENV PYTHONUNBUFFERED=1
+ENV PYTHONUNBUFFERED=1 HOST=0.0.0.0 PORT=8000
 COPY pyproject.toml setup.cfg README.md ./
 COPY web web
 COPY workers workers
@@ -11,4 +11,4 @@ RUN pip install --no-cache-dir . && useradd --create-home petstore && mkdir -p /
     && chown -R petstore /data
 USER petstore
 EXPOSE 8000 5555
-CMD ["gunicorn", "--bind", "0.0.0.0:8000", "--worker-class", "gevent", "web:create_app()"]
+CMD ["gunicorn", "-c", "python:petstore.gunicorn_conf", "web:create_app()"]

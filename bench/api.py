@@ -93,8 +93,8 @@ def served(target: str, log: Path) -> Iterator[str]:
     """The WSGI `target` under gunicorn, as the Procfile runs the API; yields its base URL."""
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "2",
-         "--worker-class", "gevent", "--header-map", "dangerous", target],
+        [sys.executable, "-m", "gunicorn", "-c", "python:petstore.gunicorn_conf",
+         "--bind", f"127.0.0.1:{port}", "--workers", "2", target],
         cwd=ROOT, env={**os.environ}, stdout=log.open("ab"), stderr=subprocess.STDOUT)
     try:
         base = f"http://127.0.0.1:{port}"

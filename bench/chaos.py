@@ -70,10 +70,9 @@ class System:
         celery = [sys.executable, "-m", "celery", "-A", "workers"]
         queues = "pets,photos,orders,inventory"
         self.procs = [
-            Proc("api", [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{self.port}",
-                         "--workers", "3", "--worker-class", "gevent", "--timeout", "60",
-                         "--header-map", "dangerous",
-                         "web:create_app()"]),
+            Proc("api", [sys.executable, "-m", "gunicorn", "-c", "python:petstore.gunicorn_conf",
+                         "--bind", f"127.0.0.1:{self.port}", "--workers", "3",
+                         "--timeout", "60", "web:create_app()"]),
             *(Proc(f"worker{i}", [*celery, "worker", "--queues", queues, "--concurrency", "2",
                                   "--hostname", f"worker{i}@chaos", "--loglevel", "INFO"])
               for i in range(self.workers)),
@@ -419,7 +418,8 @@ def main() -> int:
            "PETSTORE_FAULTS": STEP_FAULTS, "PETSTORE_DUPLICATE_DELIVERIES": "1",
            "PETSTORE_RETRY_SCALE": "0.5", "PETSTORE_SWEEP_INTERVAL": "1",
            "PETSTORE_OUTBOX_INTERVAL": "1", "PETSTORE_ORDER_WAIT": "2",
-           "PETSTORE_LOGIN_LIMIT": "100000"}
+           # A load of a dozen customers: the per-customer order limit would refuse most.
+           "PETSTORE_LOGIN_LIMIT": "100000", "PETSTORE_MAX_OPEN_ORDERS": "100000"}
     os.environ.update({k: env[k] for k in ("DATABASE_URL", "REDIS_URL", "PETSTORE_DATA_DIR")})
     subprocess.run([sys.executable, "-m", "petstore", "migrate"], env=env, check=True)
     subprocess.run([sys.executable, "-m", "petstore", "ensure-owner"], env=env, check=True)

@@ -136,7 +136,12 @@ def _run(procfile: Path, data_dir: Path, settings: Settings) -> None:
     env = dict(os.environ)
     # Flower's API runs any task for whoever reaches it: never without credentials.
     env.pop("FLOWER_UNAUTHENTICATED_API", None)
-    env["FLOWER_BASIC_AUTH"] = flower_login = _flower_credentials(data_dir, env)
+    env["FLOWER_BASIC_AUTH"] = flower_login = _secret(
+        data_dir, env, "FLOWER_BASIC_AUTH", FLOWER_CREDENTIALS,
+        f"admin:{secrets.token_urlsafe(16)}")
+    # /metrics, closed without a token, opens to Prometheus with this one.
+    env["PETSTORE_METRICS_TOKEN"] = _secret(data_dir, env, "PETSTORE_METRICS_TOKEN",
+                                            METRICS_TOKEN, secrets.token_urlsafe(24))
     # The Procfile's commands come from this environment's bin folder.
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     run = RunRecord(pid=os.getpid(), api_url=f"http://127.0.0.1:{settings.port}/v2",
@@ -178,6 +183,9 @@ def _run(procfile: Path, data_dir: Path, settings: Settings) -> None:
         click.echo(f"API on {run.api_url} (docs at /v2/docs), Flower on {run.flower_url} "
                    f"(user {user!r}, password {password!r}); "
                    f"where it runs: {RunRecord.path(data_dir)}")
+        click.echo(f"metrics on http://127.0.0.1:{settings.port}/metrics with the header "
+                   f"'Authorization: Bearer <token>', the token in "
+                   f"{_kept_in(data_dir, 'PETSTORE_METRICS_TOKEN', METRICS_TOKEN)}")
         # honcho hands PORT to each process from this base: the API is first, so it gets it.
         processes = subprocess.Popen(["honcho", "start", "-f", str(procfile), "-d",
                                       str(PROJECT_ROOT), "-p", str(settings.port)], env=env)
@@ -195,15 +203,22 @@ def _run(procfile: Path, data_dir: Path, settings: Settings) -> None:
             servers.stop()  # this run's own servers, and only those
 
 
-FLOWER_CREDENTIALS = "flower-credentials"  # in the data folder, `user:password`, mode 0600
+# Secrets made on the first start, kept in the data folder (mode 0600); the variable wins.
+FLOWER_CREDENTIALS = "flower-credentials"  # `user:password`
+METRICS_TOKEN = "metrics-token"
 
 
-def _flower_credentials(data_dir: Path, env: dict[str, str]) -> str:
-    """`user:password` for Flower: FLOWER_BASIC_AUTH when set, else the ones made on the
-    first start and kept in the data folder."""
-    if env.get("FLOWER_BASIC_AUTH"):
-        return env["FLOWER_BASIC_AUTH"]
-    path = data_dir / FLOWER_CREDENTIALS
+def _secret(data_dir: Path, env: dict[str, str], variable: str, file_name: str,
+            made: str) -> str:
+    """`env[variable]` when set, else the value kept in `file_name`, made the first time."""
+    if env.get(variable):
+        return env[variable]
+    path = data_dir / file_name
     if not path.exists():
-        write_private(path, f"admin:{secrets.token_urlsafe(16)}")
+        write_private(path, made)
     return path.read_text().strip()
+
+
+def _kept_in(data_dir: Path, variable: str, file_name: str) -> str:
+    """Where the operator finds a secret: the variable they set, or its file."""
+    return f"${variable}" if os.environ.get(variable) else str(data_dir / file_name)

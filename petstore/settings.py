@@ -120,6 +120,12 @@ class Settings:
     max_upload_bytes: int
     token_ttl_seconds: int
     login_attempts_per_hour: int
+    login_failures_per_address: int
+    signups_per_hour: int
+    max_open_orders: int
+    order_hold_seconds: int
+    public_url: str
+    metrics_token: str
     outbox_relay_interval: float
     sweep_interval: float
     order_wait_seconds: float
@@ -144,7 +150,16 @@ class Settings:
             upload_dir=Path(env.get("PETSTORE_UPLOAD_DIR", data_dir / "uploads")),
             max_upload_bytes=int(env.get("PETSTORE_MAX_UPLOAD_BYTES", str(5 * 1024 * 1024))),
             token_ttl_seconds=int(env.get("PETSTORE_TOKEN_TTL", "3600")),
+            # Failed logins an hour, per (address, username) and per address over all names.
             login_attempts_per_hour=int(env.get("PETSTORE_LOGIN_LIMIT", "20")),
+            login_failures_per_address=int(env.get("PETSTORE_LOGIN_ADDRESS_LIMIT", "100")),
+            signups_per_hour=int(env.get("PETSTORE_SIGNUP_LIMIT", "20")),
+            max_open_orders=int(env.get("PETSTORE_MAX_OPEN_ORDERS", "3")),
+            order_hold_seconds=int(env.get("PETSTORE_ORDER_HOLD", str(30 * 60))),
+            # Where clients reach the API: photo URLs are built on it, never on `Host`.
+            public_url=env.get("PETSTORE_PUBLIC_URL",
+                               f"http://127.0.0.1:{env.get('PORT', '8000')}").rstrip("/"),
+            metrics_token=env.get("PETSTORE_METRICS_TOKEN", ""),
             outbox_relay_interval=float(env.get("PETSTORE_OUTBOX_INTERVAL", "2")),
             sweep_interval=float(env.get("PETSTORE_SWEEP_INTERVAL", "2")),
             order_wait_seconds=float(env.get("PETSTORE_ORDER_WAIT", "5")),

@@ -6,18 +6,24 @@ into the saga's data, which the later steps and the compensations read.
 The inventory counts a pet's moves in an order through the saga's own last step, not
 through the pet's events; a saga that does not complete has the pet service announce the
 pet again, so that the count follows whatever the saga left behind.
+
+A placed order that the owner has not approved within its hold expires: the order
+service's sweep (`orders.expire_holds`) starts `cancel_order` for it, with no `started_by`
+and `reason: hold_lapsed` in its data, to tell it from a customer's cancellation.
 """
 
 from sagas.definition import Retry, SagaDefinition, Step
 
 # Steps that cannot fail for a business reason still get patient retries.
 PATIENT = Retry(attempts=10)
+# The `reason` in a cancel-order saga's data when the store cancels an order unapproved.
+HOLD_LAPSED = "hold_lapsed"
 
 create_order = SagaDefinition("create_order", steps=(
     Step("reserve_pet", action="pets.reserve_pet", compensation="pets.release_pet",
          business_errors=frozenset({"PetNotAvailable", "PetNotFound"})),
     Step("place_order", action="orders.place_order", compensation="orders.cancel_order",
-         business_errors=frozenset({"OrderIdTaken"})),
+         business_errors=frozenset({"OrderIdTaken", "TooManyOpenOrders"})),
     Step("count_reservation", action="inventory.reserve_stock",
          compensation="inventory.release_stock", retry=Retry(attempts=5)),
 ), if_not_completed="pets.announce_pet")

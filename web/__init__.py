@@ -26,8 +26,8 @@ from models.user import (
 )
 from petstore import logs
 from petstore.settings import get_settings
-from web import docs, metrics, pet, photo, saga, store, user
-from web.api import Api, error_maps, use_path_ids
+from web import docs, headers, metrics, pet, photo, saga, store, user
+from web.api import Api, BoundedJSONProvider, error_maps, use_path_ids
 from web.auth import SECURITY_SCHEMES
 
 API_ROOT = "/v2"
@@ -50,6 +50,7 @@ DOMAIN_ERRORS = {
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     settings = get_settings()
     app = Flask(__name__)
+    app.json = BoundedJSONProvider(app)
     # No SECRET_KEY: the API keeps no Flask session (a login is a token), so no request
     # pays for opening a signed cookie.
     app.config.from_mapping(
@@ -57,6 +58,12 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         UPLOAD_DIR=settings.upload_dir,
         TOKEN_TTL_SECONDS=settings.token_ttl_seconds,
         LOGIN_ATTEMPTS_PER_HOUR=settings.login_attempts_per_hour,
+        LOGIN_FAILURES_PER_ADDRESS=settings.login_failures_per_address,
+        SIGNUPS_PER_HOUR=settings.signups_per_hour,
+        MAX_OPEN_ORDERS=settings.max_open_orders,
+        ORDER_HOLD_SECONDS=settings.order_hold_seconds,
+        PUBLIC_URL=settings.public_url,
+        METRICS_TOKEN=settings.metrics_token,
         ORDER_WAIT_SECONDS=settings.order_wait_seconds,
         API_TITLE="Petstore sagas",
         API_VERSION="1.0.0",
@@ -88,8 +95,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     error_maps(app, api, DOMAIN_ERRORS)
     app.register_error_handler(OperationalError, _database_unavailable(api))
     # Served under /v2, the spec's server URL, so the paths match petstore.yaml's.
-    app.wsgi_app = DispatcherMiddleware(_outside(api), {API_ROOT: app.wsgi_app,
-                                                        "/metrics": metrics.wsgi_app()})
+    app.wsgi_app = DispatcherMiddleware(_outside(api), {
+        API_ROOT: app.wsgi_app, "/metrics": metrics.wsgi_app(app.config["METRICS_TOKEN"])})
+    headers.install(app)
     return app
 
 

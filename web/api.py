@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import math
+import re
 from collections.abc import Callable
 from typing import Any
 
 import flask_smorest
-from flask import Flask, request
+from flask import Flask, current_app, request
+from flask.json.provider import DefaultJSONProvider
 from flask_smorest import abort
-from webargs.flaskparser import FlaskParser
+from webargs import core
+from webargs.flaskparser import FlaskParser, is_json_request
 from webargs.multidictproxy import MultiDictProxy
 from werkzeug.datastructures import CombinedMultiDict
 from werkzeug.exceptions import HTTPException, default_exceptions
@@ -30,10 +35,91 @@ class Api(flask_smorest.Api):
         return payload, code, {**own, **(headers or {})}
 
 
+MAX_JSON_DEPTH = 32
+MAX_INT_DIGITS = 20  # room for every int64, so a larger one is a field error, not this
+MAX_FLOAT_CHARS = 40
+TOO_DEEP = f"Request body is nested too deeply: at most {MAX_JSON_DEPTH} levels"
+TOO_LARGE = f"A number in the request body is too large: at most {MAX_INT_DIGITS} digits"
+NOT_JSON = "NaN and Infinity are not JSON numbers"
+_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+_INNERMOST = re.compile(r"\[\]|\{\}")
+
+
+class UnsafeJSON(json.JSONDecodeError):
+    """JSON the API will not take: deeper, or with a larger number, than any request needs.
+    A JSONDecodeError, so that webargs answers it as a 400 like any other bad body."""
+
+
+class _Refused(ValueError):
+    """Raised by a parse hook, inside json.loads, where the document is not at hand."""
+
+
+def _bounded_int(text: str) -> int:
+    # Python refuses to convert 4,301 digits with a ValueError json.loads passes on.
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        raise _Refused(TOO_LARGE)
+    return int(text)
+
+
+def _bounded_float(text: str) -> float:
+    if len(text) > MAX_FLOAT_CHARS:
+        raise _Refused(TOO_LARGE)
+    value = float(text)
+    if not math.isfinite(value):  # such as 1e999
+        raise _Refused(TOO_LARGE)
+    return value
+
+
+def _no_constant(text: str) -> Any:
+    raise _Refused(NOT_JSON)
+
+
+def _within_depth(text: str, limit: int) -> bool:
+    """Whether valid JSON nests at most `limit` levels: each pass removes the innermost
+    brackets, all in C, so a large body costs a few scans, not a Python walk."""
+    brackets = _NOT_BRACKET.sub("", _STRING.sub("", text))
+    for _ in range(limit):
+        if not brackets:
+            return True
+        brackets = _INNERMOST.sub("", brackets)
+    return not brackets
+
+
+class BoundedJSONProvider(DefaultJSONProvider):
+    """Flask's JSON, refusing bodies that would cost a 500: nesting deep enough to exhaust
+    the recursion limit, and integers longer than Python converts."""
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        text = s if isinstance(s, str) else s.decode(json.detect_encoding(s), "surrogatepass")
+        try:
+            data = json.loads(text, parse_int=_bounded_int, parse_float=_bounded_float,
+                              parse_constant=_no_constant, **kwargs)
+        except RecursionError:
+            raise UnsafeJSON(TOO_DEEP, text, 0) from None
+        except _Refused as refused:
+            raise UnsafeJSON(str(refused), text, 0) from None
+        if not _within_depth(text, MAX_JSON_DEPTH):
+            raise UnsafeJSON(TOO_DEEP, text, 0)
+        return data
+
+
 class Parser(FlaskParser):
-    """Adds a `multipart` location: a form's fields and files read as one schema."""
+    """Reads JSON bodies with the app's bounded JSON, and adds a `multipart` location: a
+    form's fields and files read as one schema."""
 
     __location_map__ = {**FlaskParser.__location_map__, "multipart": "load_multipart"}
+
+    def _raw_load_json(self, req):
+        # webargs would call json.loads itself, around the app's bounds.
+        if not is_json_request(req):
+            return core.missing
+        return current_app.json.loads(req.get_data(cache=True))
+
+    def _handle_invalid_json_error(self, error, req, *args, **kwargs):
+        if isinstance(error, UnsafeJSON):
+            abort(400, exc=error, message=error.msg, errors={"json": [error.msg]})
+        super()._handle_invalid_json_error(error, req, *args, **kwargs)
 
     def load_multipart(self, req, schema):
         return MultiDictProxy(CombinedMultiDict([req.files, req.form]), schema)

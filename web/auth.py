@@ -20,11 +20,16 @@ SECURITY_SCHEMES = {
 }
 
 
-def request_token() -> str | None:
+def header_token() -> str | None:
+    """The token a client sent on purpose: in `api_key` or as a Bearer token."""
     header = request.headers.get("Authorization", "")
     if header.lower().startswith("bearer "):
         return header[7:].strip() or None
-    if token := request.headers.get("api_key"):
+    return request.headers.get("api_key") or None
+
+
+def request_token() -> str | None:
+    if token := header_token():
         return token
     # The cookie counts only for reads, so another site cannot make a browser write.
     if request.method in ("GET", "HEAD"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask_smorest import abort
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_dump, validate
 from webargs.fields import DelimitedList
 
@@ -63,13 +64,24 @@ class ContractSchema(Schema):
 
 class CommaList(DelimitedList):
     """A query list as the spec has it (`status=a,b`), or as the parameter repeated
-    (`status=a&status=b`), which many generated clients send whatever the spec says."""
+    (`status=a&status=b`), which many generated clients send whatever the spec says.
+
+    At most `max_values` values, each checked by the inner field (which bounds its
+    length): a longer list is refused before any is checked, as its query would pass
+    PostgreSQL's limit on bind parameters."""
 
     is_multiple = True
+
+    def __init__(self, cls_or_instance: Any, *, max_values: int = 100, **kwargs: Any) -> None:
+        super().__init__(cls_or_instance, **kwargs)
+        self.max_values = max_values
 
     def _deserialize(self, value, attr, data, **kwargs):
         repeated = value if isinstance(value, list) else [value]
         if not all(isinstance(each, str) for each in repeated):
             raise self.make_error("invalid")
         values = [part for each in repeated for part in (each.split(",") if each else [])]
+        if len(values) > self.max_values:
+            abort(400, message=f"At most {self.max_values} values for "
+                               f"{self.data_key or attr}; got {len(values)}")
         return fields.List._deserialize(self, values, attr, data, **kwargs)

@@ -4,12 +4,17 @@ The API runs as several gunicorn workers and the sagas move in Celery workers, s
 process's memory knows the whole story: every value is one aggregate query over the tables
 that all of them write. Counters are counts of rows, monotonic as long as no row is deleted.
 It is served at `/metrics`, beside the API rather than in it, so it stays out of the
-OpenAPI document.
+OpenAPI document. Order volume is business data: like any dashboard, it asks for
+credentials by default, a bearer token (PETSTORE_METRICS_TOKEN), and with none configured
+it stays closed.
 """
 
 from __future__ import annotations
 
+import hmac
+import json
 from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 from prometheus_client import CollectorRegistry, make_wsgi_app
 from prometheus_client.core import (
@@ -134,11 +139,45 @@ class PetstoreCollector(Collector):
                     *_outbox(session)]
 
 
-def wsgi_app() -> Callable[..., Iterable[bytes]]:
-    """A WSGI app serving the metrics, mounted at `/metrics` beside the API."""
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+def wsgi_app(token: str) -> WSGIApp:
+    """A WSGI app serving the metrics to `Authorization: Bearer <token>`, mounted at
+    `/metrics` beside the API; with an empty token, to nobody."""
     # Its own registry: none of the process-local default metrics, which differ per worker.
     # auto_describe stays off, so registering does not query the database. A database
     # error propagates: the scrape fails and Prometheus marks the target down.
     registry = CollectorRegistry(auto_describe=False)
     registry.register(PetstoreCollector())
-    return make_wsgi_app(registry)
+    metrics = make_wsgi_app(registry)
+
+    def guarded(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if not token:
+            return _refuse(start_response, 403, "Forbidden",
+                           "Metrics are closed: set PETSTORE_METRICS_TOKEN to read metrics "
+                           "with `Authorization: Bearer <token>`")
+        if not _bearer_matches(environ.get("HTTP_AUTHORIZATION", ""), token):
+            return _refuse(start_response, 401, "Unauthorized",
+                           "Send `Authorization: Bearer <PETSTORE_METRICS_TOKEN>`",
+                           [("WWW-Authenticate", 'Bearer realm="metrics"')])
+        return metrics(environ, start_response)
+
+    return guarded
+
+
+def _bearer_matches(authorization: str, token: str) -> bool:
+    scheme, _, given = authorization.partition(" ")
+    # WSGI headers are latin-1 strings; bytes compare in constant time whatever they hold.
+    return scheme.lower() == "bearer" and hmac.compare_digest(
+        given.strip().encode("latin-1", "replace"), token.encode())
+
+
+def _refuse(start_response: Callable[..., Any], code: int, status: str, message: str,
+            headers: Sequence[tuple[str, str]] = ()) -> list[bytes]:
+    """An error in the API's JSON shape."""
+    body = json.dumps({"code": code, "status": status, "message": message}).encode()
+    start_response(f"{code} {status.upper()}", [
+        ("Content-Type", "application/json"), ("Content-Length", str(len(body))),
+        ("Cache-Control", "no-store"), *headers])
+    return [body]

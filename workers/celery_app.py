@@ -60,6 +60,9 @@ def config() -> dict[str, Any]:
         "beat_schedule": {
             "relay-outbox": {"task": "outbox.relay", "schedule": settings.outbox_relay_interval},
             "sweep-sagas": {"task": "sagas.sweep", "schedule": settings.sweep_interval},
+            # Placed orders whose hold lapsed: an indexed read when none has.
+            "expire-order-holds": {"task": "orders.expire_holds",
+                                   "schedule": settings.sweep_interval},
         },
     }
 

@@ -29,6 +29,9 @@ class Order(Base):
     ship_date: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     status: Mapped[str] = mapped_column(String(16), default=PLACED)
     complete: Mapped[bool] = mapped_column(default=False)
+    # Till when a placed order holds its pet without the owner's approval; past it, the
+    # order is cancelled. Cleared once its expiry saga is started: one saga per order.
+    hold_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
@@ -38,4 +41,7 @@ class Order(Base):
         CheckConstraint(f"status IN {STATUSES}", name="status"),
         Index("uq_orders_live_pet", "pet_id", unique=True,
               postgresql_where=text(f"status IN {LIVE}")),
+        # The expiry sweep's search: placed orders by the end of their hold.
+        Index("ix_orders_lapsing_holds", "hold_until",
+              postgresql_where=text(f"status = '{PLACED}'")),
     )

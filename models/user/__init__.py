@@ -2,6 +2,7 @@
 
 from models.user.operations import (
     BadCredentials,
+    CurrentPasswordNeeded,
     IdFixed,
     IncompleteAccount,
     UsernameTaken,
@@ -15,13 +16,14 @@ from models.user.operations import (
     log_out,
     update_user,
 )
-from models.user.passwords import hash_password, verify_password
+from models.user.passwords import dummy_hash, hash_password, verify_password
 from models.user.tables import CUSTOMER, OWNER, LoginToken, User
 
 __all__ = [
     "CUSTOMER",
     "OWNER",
     "BadCredentials",
+    "CurrentPasswordNeeded",
     "IdFixed",
     "IncompleteAccount",
     "LoginToken",
@@ -31,6 +33,7 @@ __all__ = [
     "authenticate",
     "create_users",
     "delete_user",
+    "dummy_hash",
     "ensure_owner",
     "get_user",
     "hash_password",

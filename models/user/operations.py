@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -17,6 +17,8 @@ from models.user.passwords import hash_password, verify_password
 from models.user.tables import CUSTOMER, OWNER, LoginToken, User
 
 PROFILE_FIELDS = ("username", "first_name", "last_name", "email", "phone", "user_status")
+# Either refuses a name that differs from a taken one only in case, or repeats it.
+USERNAME_CONSTRAINTS = {"uq_users_username", "uq_users_username_lower"}
 
 
 class UserNotFound(LookupError):
@@ -43,12 +45,21 @@ class BadCredentials(ValueError):
         super().__init__("Invalid username or password")
 
 
+class CurrentPasswordNeeded(PermissionError):
+    """A new password for one's own account without the right current one; `given` says
+    whether a wrong one was tried (a guess) or none at all."""
+
+    def __init__(self, given: bool) -> None:
+        super().__init__("Give your current password in currentPassword to set a new one")
+        self.given = given
+
+
 def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
 def _taken(session: Session, username: str, but_not: int | None = None) -> bool:
-    query = select(User.id).where(User.username == username)
+    query = select(User.id).where(func.lower(User.username) == func.lower(username))
     if but_not is not None:
         query = query.where(User.id != but_not)
     return session.scalar(query) is not None
@@ -65,17 +76,18 @@ def create_users(session: Session, profiles: Sequence[dict[str, Any]],
         if not (profile.get("username") and profile.get("password")):
             raise IncompleteAccount("A new account needs a username and a password")
         name, user_id = profile["username"], profile.get("id") or None
-        if name in seen or _taken(session, name):
+        if name.lower() in seen or _taken(session, name):
             raise UsernameTaken(name)
         if user_id and user_id in chosen:
             raise IdTaken("User", user_id)
-        seen.add(name)
+        seen.add(name.lower())
         chosen.add(user_id)
         fields = {k: profile.get(k) for k in PROFILE_FIELDS}
         users.append(User(id=new_id(session, User.id, user_id, what="User"), **fields,
                           password_hash=hash_password(profile["password"]), role=role))
     session.add_all(users)
-    _flush_names(session, ", ".join(seen), ", ".join(str(u.id) for u in users))
+    _flush_names(session, ", ".join(u.username for u in users),
+                 ", ".join(str(u.id) for u in users))
     return users
 
 
@@ -97,7 +109,7 @@ def _flush_names(session: Session, names: str, ids: str = "") -> None:
         session.flush()
     except IntegrityError as exc:
         constraint = getattr(exc.orig.diag, "constraint_name", None)
-        if constraint == "uq_users_username":
+        if constraint in USERNAME_CONSTRAINTS:
             raise UsernameTaken(names) from exc
         if constraint == "pk_users":  # a client chose one of these ids meanwhile
             raise IdTaken("User", ids) from exc
@@ -111,8 +123,14 @@ def get_user(session: Session, username: str) -> User:
     return user
 
 
-def update_user(session: Session, username: str, changes: dict[str, Any]) -> User:
+def update_user(session: Session, username: str, changes: dict[str, Any], *,
+                own_account: bool = False, current_password: str | None = None) -> User:
+    """Change an account. A new password for one's `own_account` needs the current one, so
+    that a stolen token alone cannot take the account for good; the store owner resetting
+    another user's password needs none."""
     user = get_user(session, username)
+    if own_account and changes.get("password"):
+        _check_current(user, current_password)
     if changes.get("id") not in (None, 0, user.id):
         raise IdFixed(f"User {username!r} has id {user.id}: an account's id cannot change")
     new_name = changes.get("username")
@@ -128,6 +146,13 @@ def update_user(session: Session, username: str, changes: dict[str, Any]) -> Use
     return user
 
 
+def _check_current(user: User, password: str | None) -> None:
+    if not password:
+        raise CurrentPasswordNeeded(given=False)
+    if not verify_password(password, user.password_hash):
+        raise CurrentPasswordNeeded(given=True)
+
+
 def delete_user(session: Session, username: str) -> None:
     if session.execute(delete(User).where(User.username == username)).rowcount == 0:
         raise UserNotFound(username)
@@ -137,7 +162,8 @@ def log_in(session: Session, username: str, password: str,
            ttl: timedelta) -> tuple[str, datetime]:
     """A new token for these credentials and the moment it expires."""
     user = session.scalar(select(User).where(User.username == username))
-    if user is None or not verify_password(password, user.password_hash):
+    # An unknown name costs the same scrypt work as a wrong password: no timing oracle.
+    if not verify_password(password, user.password_hash if user else None):
         raise BadCredentials()
     token = secrets.token_urlsafe(32)
     expires_at = utcnow() + ttl

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, DateTime, ForeignKey, String
+from sqlalchemy import CheckConstraint, DateTime, ForeignKey, Index, String, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.db import Base, utcnow
@@ -35,6 +35,11 @@ class User(Base):
     def may_manage(self, username: str) -> bool:
         """A user manages only their own account; the store owner manages every one."""
         return self.is_owner or self.username == username
+
+
+# `Owner` beside `owner` would pass for the owner: names are unique without regard to
+# case. Lookups stay exact and use the plain unique constraint's index.
+Index("uq_users_username_lower", func.lower(User.username), unique=True)
 
 
 class LoginToken(Base):

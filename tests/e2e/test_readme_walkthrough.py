@@ -26,6 +26,7 @@ import pytest
 
 from petstore.embedded import free_port
 from petstore.settings import PROJECT_ROOT
+from tests.support.processes import stop_group
 
 README = PROJECT_ROOT / "README.md"
 FAULT_HEADING = "### An order undone by a fault"
@@ -114,14 +115,7 @@ def started_system(data_dir: Path, log: Path, faults: str = "") -> Iterator[dict
             time.sleep(0.5)
         yield ports
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(60)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait(10)
+        stop_group(process, grace=60)
 
 
 def run_blocks(blocks: list[Block], ports: dict, cwd: Path, prelude: str = "") -> list[str]:

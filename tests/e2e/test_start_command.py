@@ -22,6 +22,7 @@ import psutil
 import pytest
 
 from petstore.embedded import free_port
+from tests.support.processes import stop_group
 from tests.support.waiting import eventually
 
 
@@ -47,7 +48,8 @@ def data_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def system(tmp_path_factory, data_dir):
     port, flower_port = free_port(), free_port()
-    log = (tmp_path_factory.mktemp("system") / "system.log").open("wb")
+    log_path = tmp_path_factory.mktemp("system") / "system.log"
+    log = log_path.open("wb")
     env = {**os.environ, "PORT": str(port), "FLOWER_PORT": str(flower_port),
            "PETSTORE_DATA_DIR": str(data_dir)}
     process = subprocess.Popen([sys.executable, "-m", "petstore", "dev"], env=env, stdout=log,
@@ -55,11 +57,9 @@ def system(tmp_path_factory, data_dir):
     try:
         base = f"http://127.0.0.1:{port}/v2"
         eventually(lambda: call(f"{base}/store/inventory")[0] == 200, timeout=90, interval=0.5)
-        yield base, flower_port, process
+        yield base, flower_port, process, log_path
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            process.wait(60)
+        stop_group(process, grace=60)
         log.close()
 
 
@@ -79,7 +79,7 @@ def flower_status(url: str, credentials: str | None = None, data: bytes | None =
 
 
 def test_the_started_system_serves_the_api_and_flower_to_its_credentials(system, data_dir):
-    base, flower_port, _ = system
+    base, flower_port, _, _ = system
     status, pets = call(f"{base}/pet/findByStatus?status=available")
     assert status == 200
     assert isinstance(pets, list)
@@ -98,7 +98,7 @@ def test_the_started_system_serves_the_api_and_flower_to_its_credentials(system,
 
 
 def test_a_pet_added_over_http_reaches_the_inventory_through_the_workers(system):
-    base, _, _ = system
+    base, _, _, _ = system
     username, password = os.environ["PETSTORE_OWNER"].split(":")
     status, token = call(f"{base}/user/login?username={username}&password={password}")
     assert status == 200
@@ -110,7 +110,7 @@ def test_a_pet_added_over_http_reaches_the_inventory_through_the_workers(system)
 
 
 def test_beat_keeps_its_schedule_in_the_data_folder_made_for_it(system, data_dir):
-    _, _, process = system
+    _, _, process, _ = system
     eventually(lambda: list(data_dir.glob("celerybeat-schedule*")), timeout=30)
     beat = [child for child in psutil.Process(process.pid).children(recursive=True)
             if "beat" in child.cmdline()]
@@ -118,7 +118,7 @@ def test_beat_keeps_its_schedule_in_the_data_folder_made_for_it(system, data_dir
 
 
 def test_the_run_file_names_the_system_but_not_servers_from_the_environment(system, data_dir):
-    base, flower_port, process = system
+    base, flower_port, process, _ = system
     run_file = data_dir / "run.json"
     assert stat.S_IMODE(run_file.stat().st_mode) == 0o600
     assert json.loads(run_file.read_text()) == {
@@ -127,7 +127,7 @@ def test_the_run_file_names_the_system_but_not_servers_from_the_environment(syst
 
 
 def test_a_command_without_the_servers_urls_is_told_the_run_has_them(system, data_dir):
-    _, _, process = system
+    _, _, process, _ = system
     env = {name: value for name, value in os.environ.items()
            if name not in ("DATABASE_URL", "REDIS_URL")}
     result = subprocess.run([sys.executable, "-m", "celery", "-A", "workers", "saga", "list"],
@@ -138,8 +138,49 @@ def test_a_command_without_the_servers_urls_is_told_the_run_has_them(system, dat
     assert "set DATABASE_URL and REDIS_URL as it has them" in result.stderr
 
 
+def test_flower_refuses_a_cross_origin_write_even_with_its_credentials(system, data_dir):
+    _, flower_port, _, _ = system
+    credentials = (data_dir / "flower-credentials").read_text().strip()
+    task = f"http://127.0.0.1:{flower_port}/api/task/async-apply/photos.on_pet_deleted"
+    # A browser holding Flower's login sends it along with another site's form post.
+    for sent_by_another_site in ({"Origin": "http://evil.example"},
+                                 {"Sec-Fetch-Site": "cross-site"}):
+        status = flower_status(task, credentials, data=b'{"kwargs": {}}',
+                               headers={"Content-Type": "text/plain", **sent_by_another_site})
+        assert status == 403
+
+
+def test_metrics_are_closed_but_to_the_token_made_at_start(system, data_dir):
+    base, _, _, _ = system
+    metrics = base.removesuffix("/v2") + "/metrics"
+    token_file = data_dir / "metrics-token"
+    assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+    assert call_text(metrics)[0] in (401, 403)
+    assert call_text(metrics, {"Authorization": "Bearer wrong"})[0] == 401
+    status, body = call_text(metrics, {"Authorization": f"Bearer {token_file.read_text()}"})
+    assert status == 200
+    assert "petstore_sagas" in body
+
+
+def test_no_password_or_token_reaches_the_log(system):
+    base, _, _, log_path = system
+    username, password = os.environ["PETSTORE_OWNER"].split(":")
+    wrong = f"wrong-{uuid.uuid4().hex}"
+    status, token = call(f"{base}/user/login?username={username}&password={password}")
+    assert status == 200
+    assert call(f"{base}/user/login?username={username}&password={wrong}")[0] == 401
+    assert call(f"{base}/user/{username}", headers={"api_key": token})[0] == 200
+    # The access log writes each request line as it ends.
+    eventually(lambda: f"/v2/user/{username} " in log_path.read_text(errors="replace"),
+               timeout=20)
+    logged = log_path.read_text(errors="replace")
+    assert "/v2/user/login?" in logged  # the logins are logged, their secrets are not
+    for secret in (password, wrong, token):
+        assert secret not in logged
+
+
 def test_sigterm_stops_every_process(system, data_dir):
-    _, _, process = system
+    _, _, process, _ = system
     children = psutil.Process(process.pid).children(recursive=True)
     assert len(children) >= 8
     process.send_signal(signal.SIGTERM)
@@ -147,3 +188,14 @@ def test_sigterm_stops_every_process(system, data_dir):
     _, alive = psutil.wait_procs(children, timeout=30)
     assert alive == []
     assert not (data_dir / "run.json").exists()
+
+
+def call_text(url: str, headers: dict | None = None) -> tuple[int | None, str]:
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}),
+                                    timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+    except OSError:
+        return None, ""

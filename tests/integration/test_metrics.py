@@ -31,9 +31,15 @@ class Seeded:
     undo: str  # the compensation task's name
 
 
+TOKEN = uuid.uuid4().hex
+
+
 @pytest.fixture(scope="module")
 def metrics_app(app) -> Flask:
-    return app
+    """The gateway with metrics open to TOKEN (the test session configures none)."""
+    from web import create_app
+
+    return create_app({"TESTING": True, "METRICS_TOKEN": TOKEN})
 
 
 @pytest.fixture
@@ -98,7 +104,7 @@ def _seed(data: Seeded) -> list[int]:
 
 
 def scrape(app: Flask) -> tuple[str, Samples]:
-    response = app.test_client().get("/metrics")
+    response = app.test_client().get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
     assert response.status_code == 200, response.data
     assert response.headers["Content-Type"].startswith("text/plain")
     text = response.get_data(as_text=True)

@@ -240,7 +240,8 @@ def test_a_new_password_revokes_every_token(client, sign_up):
     username, password, headers = sign_up()
     other = {"api_key": login(client, username, password)}
     url = f"/v2/user/{username}"
-    response = client.put(url, json={"password": f"new-{uid()}"}, headers=headers)
+    response = client.put(url, json={"password": f"new-{uid()}", "currentPassword": password},
+                          headers=headers)
     assert response.status_code == 200
     assert_json_error(client.get(url, headers=headers), 401)
     assert_json_error(client.get(url, headers=other), 401)
@@ -289,8 +290,8 @@ def test_passwords_are_never_returned_logged_or_stored_in_clear(client, owner, c
     headers = {"api_key": responses[-1].json}
     url = f"/v2/user/{username}"
     responses.append(client.get(url, headers=headers))
-    responses.append(client.put(url, json={"password": second, "lastName": "Lee"},
-                                headers=headers))
+    responses.append(client.put(url, json={"password": second, "currentPassword": first,
+                                           "lastName": "Lee"}, headers=headers))
     assert responses[-1].status_code == 200
     headers = {"api_key": login(client, username, second)}
     responses.append(client.get(url, headers=headers))
@@ -372,7 +373,7 @@ def test_a_category_name_outside_the_spec_pattern_is_refused_not_run(client, own
 @pytest.mark.parametrize("meta", SQL_METAS)
 def test_sql_metacharacters_in_user_fields_are_stored_and_returned_as_data(
         client, sign_up, meta):
-    username, _, headers = sign_up()
+    username, password, headers = sign_up()
     users_before = _table_count("users")
     profile = {"firstName": f"{meta}{uid()}", "lastName": meta, "email": f"{meta}@x.org",
                "phone": meta[:50]}
@@ -381,7 +382,9 @@ def test_sql_metacharacters_in_user_fields_are_stored_and_returned_as_data(
     stored = client.get(f"/v2/user/{username}", headers=headers).json
     assert {key: stored[key] for key in profile} == profile
     # The password is taken literally too.
-    changed = client.put(f"/v2/user/{username}", json={"password": meta}, headers=headers)
+    changed = client.put(f"/v2/user/{username}", json={"password": meta,
+                                                        "currentPassword": password},
+                         headers=headers)
     assert changed.status_code == 200
     token = login(client, username, meta)
     assert client.get(f"/v2/user/{username}", headers={"api_key": token}).status_code == 200

@@ -19,6 +19,12 @@ def a_name(prefix: str = "user") -> str:
     return f"{prefix}{uuid.uuid4().hex[:12]}"
 
 
+def an_address() -> str:
+    """A client address of its own: the login limits count per address, in a Redis that
+    the whole test session shares."""
+    return f"10.{random.randrange(256)}.{random.randrange(256)}.{random.randrange(1, 255)}"
+
+
 def a_profile(**overrides):
     return {"username": a_name(), "password": uuid.uuid4().hex, **overrides}
 
@@ -57,8 +63,11 @@ def token_of(client, username: str, password: str) -> str:
 
 @pytest.fixture
 def anonymous(app):
-    """A client with no cookies: only what each request sends authenticates it."""
-    return app.test_client()
+    """A client with no cookies, from an address of its own: only what each request sends
+    authenticates it."""
+    client = app.test_client()
+    client.environ_base["REMOTE_ADDR"] = an_address()
+    return client
 
 
 # Signing up
@@ -408,43 +417,53 @@ def limited_app():
     return create_app({"TESTING": True, "LOGIN_ATTEMPTS_PER_HOUR": 3})
 
 
-def test_logins_beyond_the_hourly_limit_get_429_with_retry_after(limited_app):
+@pytest.fixture
+def limited(limited_app):
+    """A client of the limited app, from an address of its own."""
     client = limited_app.test_client()
-    username, password = signed_up(client)
-    assert log_in(client, username, "wrong").status_code == 401
-    assert log_in(client, username, password).status_code == 200
-    assert log_in(client, username, "wrong").status_code == 401
-    response = log_in(client, username, password)
+    client.environ_base["REMOTE_ADDR"] = an_address()
+    return client
+
+
+def test_failed_logins_beyond_the_hourly_limit_get_429_with_retry_after(limited):
+    username, password = signed_up(limited)
+    for _ in range(3):
+        assert log_in(limited, username, "wrong").status_code == 401
+    response = log_in(limited, username, password)
     body = assert_error(response, 429)
     assert "Set-Cookie" not in response.headers
     assert body["message"]
     assert 1 <= int(response.headers["Retry-After"]) <= 3600
-    assert log_in(client, username, password).status_code == 429
+    assert log_in(limited, username, password).status_code == 429
 
 
-def test_the_login_limit_is_reported_in_x_rate_limit(limited_app):
-    client = limited_app.test_client()
-    response = log_in(client, *signed_up(client))
+def test_successful_logins_are_not_counted(limited):
+    username, password = signed_up(limited)
+    codes = [log_in(limited, username, password).status_code for _ in range(5)]
+    assert codes == [200] * 5
+    assert log_in(limited, username, "wrong").status_code == 401
+
+
+def test_the_login_limit_is_reported_in_x_rate_limit(limited):
+    response = log_in(limited, *signed_up(limited))
     assert response.headers["X-Rate-Limit"] == "3"
 
 
-def test_the_login_limit_counts_per_username_and_address(limited_app):
-    client = limited_app.test_client()
-    alice, alice_password = signed_up(client)
-    bob, bob_password = signed_up(client)
-    here = {"environ_base": {"REMOTE_ADDR": "10.1.2.3"}}
-    there = {"environ_base": {"REMOTE_ADDR": "10.9.8.7"}}
+def test_the_login_limit_counts_per_username_and_address(limited):
+    alice, alice_password = signed_up(limited)
+    bob, bob_password = signed_up(limited)
+    here = {"environ_base": {"REMOTE_ADDR": an_address()}}
+    there = {"environ_base": {"REMOTE_ADDR": an_address()}}
     for _ in range(3):
-        assert log_in(client, alice, "wrong", **here).status_code == 401
-    assert log_in(client, alice, alice_password, **here).status_code == 429
-    assert log_in(client, alice, alice_password, **there).status_code == 200
-    assert log_in(client, bob, bob_password, **here).status_code == 200
+        assert log_in(limited, alice, "wrong", **here).status_code == 401
+    assert log_in(limited, alice, alice_password, **here).status_code == 429
+    assert log_in(limited, alice, alice_password, **there).status_code == 200
+    assert log_in(limited, bob, bob_password, **here).status_code == 200
 
 
-def test_the_login_limit_holds_for_unknown_usernames_too(limited_app):
-    client = limited_app.test_client()
+def test_the_login_limit_holds_for_unknown_usernames_too(limited):
     username = a_name()
-    codes = [log_in(client, username, "guess").status_code for _ in range(5)]
+    codes = [log_in(limited, username, "guess").status_code for _ in range(5)]
     assert codes == [401, 401, 401, 429, 429]
 
 
@@ -536,8 +555,8 @@ def test_the_owner_changes_any_account(sign_up, anonymous, owner):
 def test_changing_the_password_revokes_old_tokens(sign_up, anonymous):
     username, old_password, headers = sign_up()
     other_session = {"api_key": token_of(anonymous, username, old_password)}
-    response = anonymous.put(f"/v2/user/{username}", json={"password": "brand-new-secret"},
-                             headers=headers)
+    response = anonymous.put(f"/v2/user/{username}", json={
+        "password": "brand-new-secret", "currentPassword": old_password}, headers=headers)
     assert response.status_code == 200
     assert_error(anonymous.get(f"/v2/user/{username}", headers=headers), 401)
     assert_error(anonymous.get(f"/v2/user/{username}", headers=other_session), 401)
@@ -547,9 +566,10 @@ def test_changing_the_password_revokes_old_tokens(sign_up, anonymous):
 
 
 def test_a_new_password_is_stored_hashed(sign_up, anonymous):
-    username, _, headers = sign_up()
-    anonymous.put(f"/v2/user/{username}", json={"password": "another-secret"},
-                  headers=headers)
+    username, password, headers = sign_up()
+    response = anonymous.put(f"/v2/user/{username}", json={
+        "password": "another-secret", "currentPassword": password}, headers=headers)
+    assert response.status_code == 200, response.json
     password_hash = stored(username).password_hash
     assert password_hash.startswith("scrypt$")
     assert "another-secret" not in password_hash

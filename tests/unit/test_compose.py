@@ -7,6 +7,7 @@ the project (the click group, the app factory) or in Celery's command line.
 from __future__ import annotations
 
 import importlib
+import runpy
 import shlex
 from collections.abc import Iterator
 from importlib.metadata import entry_points
@@ -107,6 +108,37 @@ def test_the_api_runs_gunicorn_on_the_app_factory(services):
     assert callable(getattr(importlib.import_module(module), factory.removesuffix("()")))
 
 
+def procfile_commands() -> dict[str, list[str]]:
+    lines = (PROJECT_ROOT / "Procfile").read_text().splitlines()
+    return {name.strip(): shlex.split(command)
+            for name, _, command in (line.partition(":") for line in lines if line.strip())}
+
+
+def gunicorn_settings(monkeypatch: pytest.MonkeyPatch, env: dict[str, Any]) -> dict[str, Any]:
+    """The settings the API's gunicorn configuration gives in an environment."""
+    for name in ("HOST", "PORT", "WEB_CONCURRENCY"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, str(value))
+    return runpy.run_module("petstore.gunicorn_conf")
+
+
+def test_compose_and_the_procfile_run_the_api_with_one_configuration(services):
+    compose, procfile = argv(services["api"]["command"]), procfile_commands()["api"]
+    assert compose == procfile
+    assert compose[1:3] == ["-c", "python:petstore.gunicorn_conf"]
+
+
+def test_the_api_listens_on_every_interface_in_compose_only(services, monkeypatch):
+    composed = gunicorn_settings(monkeypatch, services["api"]["environment"])
+    assert composed["bind"] == "0.0.0.0:8000"
+    assert composed["workers"] == 4
+    assert "8000:8000" in services["api"]["ports"]
+    local = gunicorn_settings(monkeypatch, {})
+    assert local["bind"] == "127.0.0.1:8000"
+    assert local["workers"] == 2
+
+
 def test_petstore_commands_exist(services):
     named = [args for _, args in every_command(services) if args[0] == "petstore"]
     assert {args[1] for args in named} >= {"migrate", "ensure-owner"}
@@ -137,8 +169,7 @@ def test_built_services_use_the_dockerfile_at_the_root(services):
 
 
 def test_the_procfile_runs_the_same_worker_queues():
-    lines = (PROJECT_ROOT / "Procfile").read_text().splitlines()
-    queues = [worker_queue(shlex.split(line.partition(":")[2])) for line in lines if line.strip()]
+    queues = [worker_queue(args) for args in procfile_commands().values()]
     assert sorted(queue for queue in queues if queue is not None) == sorted(QUEUES)
 
 

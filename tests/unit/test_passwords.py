@@ -7,7 +7,7 @@ import hashlib
 
 import pytest
 
-from models.user.passwords import hash_password, verify_password
+from models.user.passwords import dummy_hash, hash_password, verify_password
 
 
 def test_a_hash_names_scrypt_and_its_parameters():
@@ -68,3 +68,31 @@ def test_a_hash_made_with_other_scrypt_parameters_still_verifies():
     encoded = [base64.b64encode(part).decode() for part in (salt, digest)]
     stored = "$".join(("scrypt", str(n), str(r), str(p), *encoded))
     assert verify_password("old-password", stored)
+
+
+def test_no_stored_hash_verifies_nothing():
+    assert verify_password("anything", None) is False
+    assert verify_password("", None) is False
+
+
+def test_no_stored_hash_costs_the_same_scrypt_work_as_a_real_one(monkeypatch):
+    """An unknown username must not answer faster than a wrong password."""
+    stored = hash_password("s3cret")
+    dummy_hash()  # made once; only the checks are compared
+    calls = []
+    real = hashlib.scrypt
+
+    def counting(password, **params):
+        calls.append((params["n"], params["r"], params["p"]))
+        return real(password, **params)
+
+    monkeypatch.setattr(hashlib, "scrypt", counting)
+    assert not verify_password("guess", stored)
+    wrong_password, calls[:] = list(calls), []
+    assert not verify_password("guess", None)
+    assert calls == wrong_password == [(2**14, 8, 1)]
+
+
+def test_the_dummy_hash_is_made_once_with_the_current_parameters():
+    assert dummy_hash() is dummy_hash()
+    assert dummy_hash().split("$")[:4] == hash_password("x").split("$")[:4]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app, url_for
+from flask import current_app
 from flask.views import MethodView
 from flask_smorest import abort
 
@@ -20,7 +20,14 @@ from models.pet import (
     replace_pet,
     update_pet_fields,
 )
-from models.photo import image_kind, new_file_name
+from models.photo import (
+    MAX_PIXELS,
+    CleanImage,
+    NotAnImage,
+    TooManyPixels,
+    clean_image,
+    new_file_name,
+)
 from web.api import Blueprint
 from web.auth import login_required
 from web.pet.schemas import (
@@ -31,6 +38,7 @@ from web.pet.schemas import (
     TagsQuerySchema,
     UploadSchema,
 )
+from web.photo.views import image_url
 
 blp = Blueprint("pet", __name__, url_prefix="/pet", description="Everything about your Pets")
 PET_ID = "<id:pet_id>"
@@ -138,25 +146,26 @@ class PetById(MethodView):
 @blp.arguments(UploadSchema, location="multipart")
 @blp.response(200, ApiResponseSchema)
 @blp.alt_response(404, response="NOT_FOUND")
-@blp.alt_response(413, response="REQUEST_ENTITY_TOO_LARGE")
-@blp.alt_response(415, response="UNSUPPORTED_MEDIA_TYPE", description="Not an image")
+@blp.alt_response(413, response="REQUEST_ENTITY_TOO_LARGE",
+                  description="The file is too large, or decodes to too many pixels")
+@blp.alt_response(415, response="UNSUPPORTED_MEDIA_TYPE",
+                  description="Not a PNG, JPEG, GIF or WebP image that decodes")
 def upload_image(upload: dict[str, Any], pet_id: int):
     """uploads an image
 
-    PNG, JPEG, GIF or WebP; the image's URL joins the pet's `photoUrls`.
+    PNG, JPEG, GIF or WebP, stored as re-encoded from its pixels (no comments or
+    metadata); the image's URL joins the pet's `photoUrls`.
     """
-    content = upload["file"].read()
-    kind = image_kind(content)
-    if kind is None:
-        abort(415, message="The file is not a PNG, JPEG, GIF or WebP image")
-    extension, media_type = kind
     with unit_of_work() as session:
-        get_pet(session, pet_id)  # 404 before anything is stored
-    name = new_file_name(extension)
+        get_pet(session, pet_id)  # 404 before any work on the file
+    image = _decoded(upload["file"].read())
+    name = new_file_name(image.extension)
     path = current_app.config["UPLOAD_DIR"] / name
-    path.write_bytes(content)
-    url = url_for("photo.image", name=name, _external=True)
-    photo = {"url": url, "file_name": name, "content_type": media_type, "size": len(content),
+    path.write_bytes(image.content)
+    # On the configured public URL: a request's Host header is the client's to forge.
+    url = image_url(name)
+    size = len(image.content)
+    photo = {"url": url, "file_name": name, "content_type": image.media_type, "size": size,
              "metadata_text": upload.get("metadata")}
     try:
         with unit_of_work() as session:
@@ -164,6 +173,16 @@ def upload_image(upload: dict[str, Any], pet_id: int):
     except BaseException:
         path.unlink(missing_ok=True)
         raise
-    return {"code": 200, "type": media_type,
+    return {"code": 200, "type": image.media_type,
             "message": f"additionalMetadata: {upload.get('metadata')}\n"
-                       f"File uploaded to {url}, {len(content)} bytes"}
+                       f"File uploaded to {url}, {size} bytes"}
+
+
+def _decoded(content: bytes) -> CleanImage:
+    """The upload as Pillow re-encodes it (see models.photo.images); refused otherwise."""
+    try:
+        return clean_image(content)
+    except TooManyPixels:
+        abort(413, message=f"The image has more than {MAX_PIXELS} pixels")
+    except NotAnImage:
+        abort(415, message="The file is not a PNG, JPEG, GIF or WebP image that decodes")

@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from models.db import unit_of_work
-from models.order import Order, get_order, new_order_id
+from models.order import Order, TooManyOpenOrders, check_open_orders, get_order, new_order_id
 from models.saga import COMPENSATED, COMPLETED, FAILED, Saga
 from models.user import User
 from petstore.logs import saga_logged
@@ -30,7 +30,7 @@ SETTLED = (COMPLETED, COMPENSATED, FAILED)
 # A step's refusal, by the participant's error name, as the HTTP status it means.
 REFUSALS = {"PetNotAvailable": 409, "PetNotFound": 404, "OrderNotFound": 404,
             "OrderNotPlaced": 409, "OrderNotApproved": 409, "PetNotHeld": 409,
-             "OrderIdTaken": 409}
+             "OrderIdTaken": 409, "TooManyOpenOrders": 409}
 
 
 def run(definition: SagaDefinition, payload: dict[str, Any], user: User,
@@ -70,9 +70,7 @@ def _start(definition: SagaDefinition, payload: dict[str, Any], user: User, key:
                     if saga.request_hash != request_hash:
                         abort(422, message="This Idempotency-Key was used with another request")
                     return saga
-                data = payload
-                if new_order:
-                    data = {**payload, "order_id": new_order_id(session, payload["order_id"])}
+                data = _new_order(session, payload) if new_order else payload
                 saga = engine.start(session, definition, data, started_by=user.id,
                                     idempotency_key=key, request_hash=request_hash)
             with saga_logged(str(saga.id)):
@@ -82,6 +80,20 @@ def _start(definition: SagaDefinition, payload: dict[str, Any], user: User, key:
         except IntegrityError:
             continue
     abort(409, message="A request with this Idempotency-Key is in progress; retry")
+
+
+def _new_order(session: Session, payload: dict[str, Any]) -> dict[str, Any]:
+    """A new order's saga data, with its order's id drawn, if its customer may order now.
+
+    The order service's own rule, asked here so that a customer at the limit gets 409 at
+    once and holds no pet meanwhile; the saga's `place_order` decides under the customer's
+    lock, where two orders sent at once cannot both pass.
+    """
+    try:
+        check_open_orders(session, payload["customer_id"], payload["max_open_orders"])
+    except TooManyOpenOrders as exc:
+        abort(409, message=str(exc))
+    return {**payload, "order_id": new_order_id(session, payload["order_id"])}
 
 
 def _keyed(session: Session, user: User, key: str) -> Saga | None:

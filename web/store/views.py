@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from flask import current_app
 from flask.views import MethodView
 from flask_smorest import abort
 
@@ -78,13 +79,19 @@ def place_order(order: dict[str, Any]):
     Runs the create-order saga (reserve the pet, place the order, count it in the
     inventory) and waits a few seconds for it to settle. The order gets the `id` the
     client chose when no order has it; without one (or 0) the store assigns it.
+
+    A customer holds at most a few placed orders at once (409 beyond), and a placed order
+    the store has not approved within its hold is cancelled, its pet available again.
     """
     check_new_order(order.get("pet_id"), order["quantity"])
     user = current_user()
     ship_date = order.get("ship_date")
+    # The limit and the hold travel with the saga: its steps apply the gateway's settings.
     payload = {"order_id": order.get("id") or None, "pet_id": order["pet_id"],
                "customer_id": user.id, "quantity": order["quantity"],
-               "ship_date": ship_date.isoformat() if ship_date else None}
+               "ship_date": ship_date.isoformat() if ship_date else None,
+               "max_open_orders": current_app.config["MAX_OPEN_ORDERS"],
+               "hold_seconds": current_app.config["ORDER_HOLD_SECONDS"]}
     return ordering.run(create_order, payload, user, fingerprint_of=order, new_order=True)
 
 

