@@ -29,7 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import ROOT, report, servers, worker
+from bench.common import ROOT, report, servers, stop_group, worker
 from bench.sagas import make_pets
 from petstore.embedded import free_port
 
@@ -95,7 +95,8 @@ def served(target: str, log: Path) -> Iterator[str]:
     process = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-c", "python:petstore.gunicorn_conf",
          "--bind", f"127.0.0.1:{port}", "--workers", "2", target],
-        cwd=ROOT, env={**os.environ}, stdout=log.open("ab"), stderr=subprocess.STDOUT)
+        cwd=ROOT, env={**os.environ}, stdout=log.open("ab"), stderr=subprocess.STDOUT,
+        start_new_session=True)  # its own process group: the master and its workers
     try:
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 30
@@ -110,8 +111,7 @@ def served(target: str, log: Path) -> Iterator[str]:
                 time.sleep(0.2)
         yield base
     finally:
-        process.terminate()
-        process.wait(30)
+        stop_group(process)
 
 
 def wrk(url: str, seconds: int, connections: int, script: Path | None = None

@@ -1,8 +1,8 @@
 """The chaos suite: the real system under a mixed load while faults strike, then the
 invariants, as figures. Exits 1 if any invariant is broken.
 
-    .venv/bin/python bench/chaos.py --duration 300          # the release run (make chaos)
-    .venv/bin/python bench/chaos.py --duration 45 --short   # the test suite's run
+    .venv/bin/python bench/chaos.py --duration 300            # the release run (make chaos)
+    .venv/bin/python bench/chaos.py --duration 45 --seed 1    # the test suite's run
 
 It starts its own embedded PostgreSQL and Redis (it must restart them), the API under
 gunicorn, several worker processes, an orchestrator worker (the `sagas` queue) and beat,
@@ -10,6 +10,10 @@ all on loopback. Meanwhile it SIGKILLs random worker processes and the orchestra
 supervisor restarts them), restarts Redis, stops it for 10 seconds, restarts PostgreSQL,
 then crashes it (an immediate shutdown: no checkpoint, unwritten log lost) and starts it,
 delivers every message twice and injects transient step errors.
+
+`--seed` seeds every random choice it makes (the load's and the fault schedule's; the
+report prints it, and a run without one picks one). The threads and the servers' timing
+still vary from run to run, so a seed repeats the choices, not the run.
 """
 
 from __future__ import annotations
@@ -172,6 +176,13 @@ class Load:
     pets: list[int] = field(default_factory=list)
     orders: list[tuple[int, dict[str, str]]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    seed: int = 0
+    local: threading.local = field(default_factory=threading.local)
+
+    @property
+    def rng(self) -> random.Random:
+        """This client thread's own seeded choices."""
+        return self.local.rng
 
     def note(self, action: str, status: int | None) -> None:
         with self.lock:
@@ -194,8 +205,8 @@ class Load:
         with self.lock:
             if not self.pets:
                 return
-            pet_id = random.choice(self.pets[-8:])  # few pets, many clients: races
-        customer = random.choice(self.customers)
+            pet_id = self.rng.choice(self.pets[-8:])  # few pets, many clients: races
+        customer = self.rng.choice(self.customers)
         status, body = self.client.call("POST", "/store/order", {"petId": pet_id},
                                         {**customer, "Idempotency-Key": uuid.uuid4().hex})
         self.note("place_order", status)
@@ -215,7 +226,7 @@ class Load:
         with self.lock:
             if not self.orders:
                 return
-            order_id, customer = random.choice(self.orders[-20:])
+            order_id, customer = self.rng.choice(self.orders[-20:])
         if action == "cancel":
             status, body = self.client.call("DELETE", f"/store/order/{order_id}",
                                             headers=customer)
@@ -237,11 +248,12 @@ class Load:
         functions, weights = zip(*actions, strict=True)
         deadline = time.monotonic() + seconds
 
-        def loop() -> None:
+        def loop(number: int) -> None:
+            self.local.rng = random.Random(f"{self.seed}:load:{number}")
             while time.monotonic() < deadline:
-                random.choices(functions, weights)[0]()
+                self.rng.choices(functions, weights)[0]()
 
-        pool = [threading.Thread(target=loop) for _ in range(threads)]
+        pool = [threading.Thread(target=loop, args=(n,)) for n in range(threads)]
         for thread in pool:
             thread.start()
         for thread in pool:
@@ -255,8 +267,12 @@ class Load:
 class Chaos:
     system: System
     servers: EmbeddedServers
+    seed: int = 0
     log: list[tuple[float, str]] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
+
+    def __post_init__(self) -> None:
+        self.rng = random.Random(f"{self.seed}:faults")
 
     def note(self, what: str) -> None:
         self.log.append((time.monotonic() - self.started, what))
@@ -265,7 +281,7 @@ class Chaos:
     def kill_a_worker_process(self) -> None:
         pids = self.system.celery_pids("worker")
         if pids:
-            pid = random.choice(pids)
+            pid = self.rng.choice(pids)
             with _quiet():
                 os.kill(pid, signal.SIGKILL)
             self.note(f"SIGKILL worker process {pid}")
@@ -301,7 +317,8 @@ class Chaos:
         plan = [(0.2, self.kill_the_orchestrator), (0.3, self.restart_redis),
                 (0.5, lambda: self.stop_redis(redis_outage)), (0.65, self.restart_postgres),
                 (0.85, self.crash_postgres)]
-        plan += [(random.uniform(0.05, 0.9), self.kill_a_worker_process) for _ in range(6)]
+        plan += [(self.rng.uniform(0.05, 0.9), self.kill_a_worker_process)
+                 for _ in range(6)]
         for at, fault in sorted(plan, key=lambda item: item[0]):
             delay = self.started + at * seconds - time.monotonic()
             if delay > 0:
@@ -320,12 +337,11 @@ def figures(load: Load, after_fault: float, after_load: float) -> dict[str, Any]
     from models.order import Order
     from models.pet import Pet
     from models.saga import Saga
-    from tests.support.system import pets_by_status
 
     with unit_of_work() as session:
         sagas = dict(session.execute(
             select(Saga.status, func.count()).group_by(Saga.status)).all())
-        inventory, pets = counts(session), pets_by_status()
+        inventory, pets = counts(session), pets_by_status(session)
         missing = sum(not _present(session, what, key) for what, key in load.accepted)
         two_live = session.scalar(text(
             "SELECT count(*) FROM (SELECT pet_id FROM orders WHERE status IN "
@@ -387,11 +403,32 @@ INVARIANTS = ("sagas still running", "2xx answers whose work is missing",
               "inventory - pets, pending", "inventory - pets, sold")
 
 
+def pets_by_status(session: Any) -> dict[str, int]:
+    from sqlalchemy import func, select
+
+    from models.pet import Pet
+
+    rows = session.execute(select(Pet.status, func.count()).group_by(Pet.status)).all()
+    return {"available": 0, "pending": 0, "sold": 0, **dict(rows)}
+
+
 def settled() -> bool:
-    from tests.support.system import settled as system_settled
+    """The whole system is at rest (the run owns its database): no message waits in the
+    outbox, no saga is in flight, and the inventory agrees with the pets by status."""
+    from sqlalchemy import func, select
+
+    from models.db import unit_of_work
+    from models.inventory import counts
+    from models.outbox import OutboxMessage
+    from models.saga import IN_FLIGHT, Saga
 
     try:
-        return system_settled()
+        with unit_of_work() as session:
+            unsent = session.scalar(select(func.count()).select_from(OutboxMessage)
+                                    .where(OutboxMessage.sent_at.is_(None)))
+            in_flight = session.scalar(select(func.count()).select_from(Saga)
+                                       .where(Saga.status.in_(IN_FLIGHT)))
+            return unsent == 0 and in_flight == 0 and counts(session) == pets_by_status(session)
     except Exception:  # the database may still be coming back
         return False
 
@@ -406,14 +443,20 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=3, help="worker processes")
     parser.add_argument("--threads", type=int, default=8, help="client threads")
     parser.add_argument("--redis-outage", type=float, default=10, help="seconds Redis is down")
-    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--seed", type=int, help="seeds the load's and the faults' random "
+                                                  "choices (default: one picked and printed)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
-    random.seed(args.seed)
+    seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**32)
 
     work = Path(tempfile.mkdtemp(prefix="petstore-chaos-"))
+    # Every temporary file of the run (Redis's, those of killed workers) goes with `work`.
+    temp = work / "tmp"
+    temp.mkdir()
+    tempfile.tempdir = str(temp)
     servers = EmbeddedServers(work / "servers", redis_port=free_port()).start()
     env = {**os.environ, "DATABASE_URL": servers.database_url, "REDIS_URL": servers.redis_url,
+           "TMPDIR": str(temp),
            "PETSTORE_DATA_DIR": str(work), "PETSTORE_OWNER": ":".join(OWNER),
            "PETSTORE_FAULTS": STEP_FAULTS, "PETSTORE_DUPLICATE_DELIVERIES": "1",
            "PETSTORE_RETRY_SCALE": "0.5", "PETSTORE_SWEEP_INTERVAL": "1",
@@ -428,10 +471,10 @@ def main() -> int:
     client = Client(f"http://127.0.0.1:{system.port}/v2")
     try:
         _wait_for(lambda: client.call("GET", "/store/inventory")[0] == 200, 60)
-        load = Load(client, _login(client, *OWNER), _customers(client, 12))
-        print(f"chaos: {args.duration:.0f}s of load with faults; logs in {work} (removed "
-              "unless an invariant breaks)", flush=True)
-        chaos = Chaos(system, servers)
+        load = Load(client, _login(client, *OWNER), _customers(client, 12), seed=seed)
+        print(f"chaos: {args.duration:.0f}s of load with faults, seed {seed}; logs in {work} "
+              "(removed unless an invariant breaks)", flush=True)
+        chaos = Chaos(system, servers, seed)
         faults = threading.Thread(target=chaos.run, args=(args.duration, args.redis_outage))
         faults.start()
         load.run(args.duration, args.threads)
@@ -440,8 +483,8 @@ def main() -> int:
         print("load over; settling", flush=True)
         ok = _wait_for(settled, args.settle)
         now = time.monotonic()
-        results = figures(load, now - last_fault if ok else float("nan"),
-                          now - load_over if ok else float("nan"))
+        results = {"seed": seed, **figures(load, now - last_fault if ok else float("nan"),
+                                           now - load_over if ok else float("nan"))}
         results["worker restarts"] = sum(p.restarts for p in system.procs)
     finally:
         system.stop()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -38,11 +40,30 @@ def servers() -> Iterator[dict[str, str]]:
     os.environ.update(env)
     subprocess.run([sys.executable, "-m", "petstore", "migrate"], check=True,
                    env={**os.environ}, stdout=subprocess.DEVNULL)
+    passed = False
     try:
         yield env
+        passed = True
     finally:
         if embedded:
             embedded.stop()
+        if passed:
+            shutil.rmtree(work, ignore_errors=True)
+        else:
+            print(f"logs and data kept in {work}", file=sys.stderr)
+
+
+def stop_group(process: subprocess.Popen, grace: float = 30) -> None:
+    """Stop a process started in a session of its own, and all it started: SIGTERM to its
+    group, SIGKILL after `grace` seconds."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(grace)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(10)
 
 
 @contextmanager
@@ -64,13 +85,8 @@ def worker(concurrency: int, log: Path, queues: str = "pets,photos,orders,invent
             if time.monotonic() > deadline or process.poll() is not None:
                 raise RuntimeError(f"worker did not start: see {log}")
         yield process
-    finally:
-        process.terminate()
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:  # still busy with a backlog it need not finish
-            os.killpg(process.pid, signal.SIGKILL)  # its pool children too: none is orphaned
-            process.wait()
+    finally:  # SIGKILL after 30 s: it may be busy with a backlog it need not finish
+        stop_group(process, grace=30)
 
 
 def _server_tree(pid: int, name: str) -> list[psutil.Process]:

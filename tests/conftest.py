@@ -1,77 +1,87 @@
-"""The test suite's servers: real PostgreSQL and Redis, embedded unless given.
+"""The whole suite's hooks, and the fixtures the integration and e2e layers share.
 
-With DATABASE_URL and REDIS_URL set, tests use those servers (in a fresh database that
-is dropped afterwards); without them, embedded servers start in a temporary folder.
+Every run gets a work folder (tests/support/servers.py), removed when the run passes and
+kept when it fails, with the run's temporary folder (TMPDIR) in it, and a TEST_RUN_ID in
+its environment that the processes it starts inherit. At the very end, once the servers
+are stopped, a process still carrying it or anything in the temporary folder fails the
+run. The servers themselves start only for the layers that need them (the conftest.py of
+tests/integration and of tests/e2e), so tests/unit runs with none.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 import uuid
 from pathlib import Path
 
-import psycopg
 import pytest
-from sqlalchemy.engine import make_url
+from hypothesis import settings
 
-_state: dict = {}
+from tests.support import processes, servers
+
+RUN_MARK = "TEST_RUN_ID"  # no PETSTORE_ prefix: tests that drop those must keep it
+PASSED = (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED)
+LEFT_BEHIND = pytest.StashKey[list[str]]()
+KEPT = pytest.StashKey[Path]()
+FINISHED = pytest.StashKey[bool]()
+
+# Hypothesis runs the same examples on every run and machine, without a deadline.
+settings.register_profile("ci", derandomize=True, database=None, deadline=None,
+                          print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
-def _server_url(database_url: str) -> tuple[str, str]:
-    """(libpq URL of the server's `postgres` database, name for a fresh test database)."""
-    url = make_url(database_url).set(drivername="postgresql", database="postgres")
-    return url.render_as_string(hide_password=False), f"petstore_test_{uuid.uuid4().hex[:8]}"
-
-
+@pytest.hookimpl(tryfirst=True)  # before pytest's tmpdir plugin reads --basetemp
 def pytest_configure(config: pytest.Config) -> None:
-    if hasattr(config, "workerinput"):
-        return
-    data_dir = Path(tempfile.mkdtemp(prefix="petstore-test-"))
-    _state["data_dir"] = data_dir
-    database_url, redis_url = os.environ.get("DATABASE_URL"), os.environ.get("REDIS_URL")
-    if not (database_url and redis_url):
-        from petstore.embedded import EmbeddedServers, free_port
+    os.environ[RUN_MARK] = uuid.uuid4().hex
+    servers.open_run(config)
 
-        servers = EmbeddedServers(data_dir / "servers", redis_port=free_port()).start()
-        _state["servers"] = servers
-        database_url = database_url or servers.database_url
-        redis_url = redis_url or servers.redis_url
-    admin_url, database = _server_url(database_url)
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{database}"')
-    _state["admin"] = (admin_url, database)
-    os.environ.update(
-        DATABASE_URL=make_url(database_url).set(database=database).render_as_string(False),
-        REDIS_URL=redis_url,
-        PETSTORE_DATA_DIR=str(data_dir),
-        PETSTORE_OUTBOX_INTERVAL="0.5",
-        PETSTORE_SWEEP_INTERVAL="0.5",
-        PETSTORE_RETRY_SCALE="0.05",
-        # Every test signs up and fails logins from 127.0.0.1; the limits' own tests set
-        # theirs and use addresses of their own.
-        PETSTORE_SIGNUP_LIMIT="1000000",
-        PETSTORE_LOGIN_ADDRESS_LIMIT="1000000",
-        PETSTORE_OWNER=f"owner{uuid.uuid4().hex[:6]}:{uuid.uuid4().hex}",
-    )
-    from models.migrate import upgrade
 
-    upgrade()
+@pytest.hookimpl(trylast=True)  # after every fixture's teardown
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    config = session.config
+    left = _finish(config, session.exitstatus in PASSED)
+    if left:
+        config.stash[LEFT_BEHIND] = left
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    if "admin" not in _state:
-        return
-    from models.db import dispose
+    _finish(config, passed=True)  # when no session ran (--help, --markers): no-op otherwise
 
-    dispose()
-    admin_url, database = _state.pop("admin")
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-    if servers := _state.pop("servers", None):
+
+def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
+    if left := config.stash.get(LEFT_BEHIND, []):
+        terminalreporter.write_sep("=", "the run left these behind, so it fails", red=True)
+        for line in left:
+            terminalreporter.write_line(line)
+    if kept := config.stash.get(KEPT, None):
+        terminalreporter.write_line(f"The run failed: its work folder is kept in {kept}",
+                                    yellow=True)
+
+
+def _finish(config: pytest.Config, passed: bool) -> list[str]:
+    """Stop the servers, list what the run left behind (processes, killed here, and
+    entries of its temporary folder) and remove the work folder unless the run failed."""
+    if config.stash.get(FINISHED, False):
+        return []
+    config.stash[FINISHED] = True
+    left = _stop_servers()
+    running = processes.marked(RUN_MARK, os.environ[RUN_MARK])
+    left += [f"process {processes.describe(process)} (killed)" for process in running]
+    processes.kill(running)
+    left += [f"temporary {path}" for path in sorted(servers.temp_folder().iterdir())]
+    if kept := servers.close_run(passed and not left):
+        config.stash[KEPT] = kept
+    return left
+
+
+def _stop_servers() -> list[str]:
+    try:
         servers.stop()
-    shutil.rmtree(_state.pop("data_dir"), ignore_errors=True)
+    except Exception as error:  # reported with the leftovers, whose checks still run
+        return [f"the servers' teardown failed: {error!r}"]
+    return []
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +89,7 @@ def worker():
     """A real Celery worker with beat, consuming every queue, for the test module."""
     from tests.support.worker import WorkerProcess
 
-    process = WorkerProcess(_state["data_dir"] / "worker.log").start()
+    process = WorkerProcess(servers.work_folder() / "worker.log").start()
     yield process
     process.stop()
 

@@ -28,6 +28,7 @@ from petstore.embedded import free_port
 from petstore.settings import PROJECT_ROOT
 from tests.support.processes import stop_group
 
+pytestmark = pytest.mark.slow  # starts the whole system, twice
 README = PROJECT_ROOT / "README.md"
 FAULT_HEADING = "### An order undone by a fault"
 FENCE = re.compile(r"^```(\S*)\n(.*?)^```$", re.M | re.S)

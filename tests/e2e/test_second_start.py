@@ -20,7 +20,10 @@ import redis
 
 from petstore.embedded import free_port
 from tests.e2e.test_start_command import call
+from tests.support.processes import stop_group
 from tests.support.waiting import eventually
+
+pytestmark = pytest.mark.slow  # starts the whole system
 
 
 @pytest.fixture(scope="module")
@@ -45,9 +48,7 @@ def system(tmp_path_factory, terminal):
         eventually(lambda: call(f"{base}/store/inventory")[0] == 200, timeout=90, interval=0.5)
         yield process
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            process.wait(60)
+        stop_group(process, grace=60)
         log.close()
 
 

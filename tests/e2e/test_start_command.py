@@ -25,6 +25,8 @@ from petstore.embedded import free_port
 from tests.support.processes import stop_group
 from tests.support.waiting import eventually
 
+pytestmark = pytest.mark.slow  # starts the whole system
+
 
 def call(url: str, data: dict | None = None, headers: dict | None = None):
     request = urllib.request.Request(url, headers={"Content-Type": "application/json",

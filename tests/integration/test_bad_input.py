@@ -37,6 +37,9 @@ def assert_json_error(response, status: int) -> dict:
     {"name": "rex", "photoUrls": [], "id": 2**63},            # beyond int64
     {"name": "rex", "photoUrls": [], "category": {"name": "a b"}},  # bad category name
     {"name": "rex", "photoUrls": [], "tags": [{"name": ""}]},  # empty tag name
+    {"name": "rex", "photoUrls": [], "tags": [{"id": "1", "name": "a"}]},  # tag id a string
+    {"name": "rex", "photoUrls": [], "tags": [{"id": 2**63, "name": "a"}]},  # beyond int64
+    {"name": "rex", "photoUrls": [], "category": {"id": 1.5, "name": "dogs"}},  # id not an int
     [],                                                       # not an object
 ])
 def test_a_bad_pet_is_refused_with_field_errors(client, owner, body):

@@ -38,7 +38,7 @@ def test_approving_sells_the_pet_and_delivering_completes_the_order(client, owne
     delivered = client.post(f"/v2/store/order/{order['id']}/deliver", headers=owner)
     assert delivered.status_code == 200, delivered.json
     assert (delivered.json["status"], delivered.json["complete"]) == ("delivered", True)
-    eventually(settled)
+    eventually(lambda: settled(pets=[pet["id"]]))
 
 
 def test_a_customer_cancels_a_placed_order_and_the_pet_is_available_again(client, customer,
@@ -48,7 +48,7 @@ def test_a_customer_cancels_a_placed_order_and_the_pet_is_available_again(client
     assert cancelled.status_code == 200, cancelled.json
     assert cancelled.json["status"] == "cancelled"
     assert pet_status(client, pet) == "available"
-    eventually(settled)
+    eventually(lambda: settled(pets=[pet["id"]]))
 
 
 def test_the_wrong_state_is_a_conflict(client, owner, customer, placed):
@@ -63,15 +63,16 @@ def test_the_wrong_state_is_a_conflict(client, owner, customer, placed):
     assert client.post(f"{url}/deliver", headers=owner).status_code == 200
     assert client.post(f"{url}/deliver", headers=owner).status_code == 409
     assert pet_status(client, pet) == "sold"
-    eventually(settled)
+    eventually(lambda: settled(pets=[pet["id"]]))
 
 
 def test_a_cancelled_order_is_not_cancelled_or_approved_again(client, owner, customer, placed):
-    _, order = placed
+    pet, order = placed
     url = f"/v2/store/order/{order['id']}"
     assert client.delete(url, headers=customer).status_code == 200
     assert client.delete(url, headers=customer).status_code == 409
     assert client.post(f"{url}/approve", headers=owner).status_code == 409
+    eventually(lambda: settled(pets=[pet["id"]]))
 
 
 def test_only_the_owner_approves_and_delivers(client, customer, placed):
@@ -91,6 +92,7 @@ def test_the_owner_cancels_any_placed_order(client, owner, placed):
     pet, order = placed
     assert client.delete(f"/v2/store/order/{order['id']}", headers=owner).status_code == 200
     assert pet_status(client, pet) == "available"
+    eventually(lambda: settled(pets=[pet["id"]]))
 
 
 def test_changing_a_missing_order_is_not_found(client, owner):
@@ -106,3 +108,4 @@ def test_a_cancelled_pet_can_be_ordered_again(client, customer, placed, sign_up)
     second = client.post("/v2/store/order", json={"petId": pet["id"]}, headers=sign_up()[2])
     assert second.status_code == 200, second.json
     assert second.json["id"] != order["id"]
+    eventually(lambda: settled(pets=[pet["id"]]))

@@ -163,7 +163,8 @@ def test_sign_up_ignores_any_credentials_and_always_makes_a_customer(client, own
     pytest.param({"userStatus": "1"}, id="user-status-string"),
     pytest.param({"userStatus": 2**40}, id="user-status-too-big"),
     pytest.param({"firstName": "A\x00da"}, id="first-name-with-nul"),
-    pytest.param({"id": -5}, id="negative-id"),
+    pytest.param({"id": 2**63}, id="id-beyond-int64"),
+    pytest.param({"id": "5"}, id="id-string"),
 ])
 def test_invalid_sign_ups_are_refused_with_422_and_write_nothing(client, change):
     marker = uuid.uuid4().hex[:12]

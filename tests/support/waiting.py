@@ -10,7 +10,11 @@ T = TypeVar("T")
 
 
 def eventually(check: Callable[[], T], timeout: float = 15.0, interval: float = 0.05) -> T:
-    """The first truthy result of `check`, or AssertionError with the last one."""
+    """The first truthy result of `check`, or AssertionError with the last one.
+
+    It shows that something happens; `timeout` is a deadline, never a figure under test.
+    It cannot show that nothing happens: a claim of absence needs a moment after which
+    nothing more can (a worker idle, a relay run to its end), not a wait that ran out."""
     deadline = time.monotonic() + timeout
     while True:
         result = check()

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
+from tests.support.processes import stop_group
 from workers.celery_app import QUEUES, app
 
 
@@ -29,16 +33,31 @@ class WorkerProcess:
                    "--hostname", self.name, "--concurrency", "2", "--loglevel", "INFO",
                    "--without-mingle", "--without-gossip"]
         self._log = self.log_path.open("ab")
+        # A temporary folder of its own: what a killed worker leaves there goes with it, and
+        # what a stopped one leaves stays in the run's for its leftover check to see.
+        self._temp = Path(tempfile.mkdtemp(prefix="worker-"))
         # Its own process group, so a test can kill the worker with all its children.
         self.process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT,
-                                        env=self.env, start_new_session=True)
+                                        env={**self.env, "TMPDIR": str(self._temp)},
+                                        start_new_session=True)
+        try:
+            self._wait_until_ready(timeout)
+        except BaseException:
+            self.stop()  # its whole group: nothing of a failed start outlives the test
+            raise
+        return self
+
+    def _wait_until_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"worker exited:\n{self.log_path.read_text()[-3000:]}")
+                raise RuntimeError(f"worker exited:\n{self._log_tail()}")
             if app.control.ping(destination=[self.name], timeout=0.5):
-                return self
-        raise RuntimeError(f"worker not ready:\n{self.log_path.read_text()[-3000:]}")
+                return
+        raise RuntimeError(f"worker not ready:\n{self._log_tail()}")
+
+    def _log_tail(self) -> str:
+        return self.log_path.read_text(errors="replace")[-3000:]
 
     def idle(self) -> bool:
         """Nothing queued, reserved or running: every message sent so far is processed."""
@@ -56,15 +75,14 @@ class WorkerProcess:
         os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait()
         self._log.close()
+        shutil.rmtree(self._temp, ignore_errors=True)  # its temporary files, lost with it
 
-    def stop(self) -> None:
+    def stop(self, grace: float = 20) -> None:
+        """Stop the worker with its whole group (pool children and beat), at once."""
         if self._log.closed:
             return
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:  # the whole group: no pool child is orphaned
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+        if self.process:
+            stop_group(self.process, grace)
         self._log.close()
+        with contextlib.suppress(OSError):  # not empty: left for the leftover check
+            self._temp.rmdir()
