@@ -28,8 +28,9 @@ class Step:
     compensation: str | None = None
     retry: Retry = field(default_factory=Retry)
     compensation_retry: Retry = field(default_factory=lambda: Retry(attempts=10))
-    # Names of the participant's errors that are refusals: never retried, compensated.
-    business_errors: frozenset[str] = frozenset()
+    # The participant's errors that are refusals (never retried: the saga compensates), as
+    # the types themselves, so that renaming or removing one fails at import.
+    business_errors: tuple[type[Exception], ...] = ()
     # Past this many seconds without an answer the sweeper dispatches the step again.
     timeout: float = 10.0
 
@@ -42,6 +43,12 @@ class SagaDefinition:
     # did its work, so that a participant tells again what the saga left untold to those
     # who follow its events.
     if_not_completed: str | None = None
+
+    def refusal(self, name: str | None) -> type[Exception] | None:
+        """The refusal one of the steps declares under `name`, the name a saga's log
+        records; None for an error that is not one of them."""
+        declared = (error for step in self.steps for error in step.business_errors)
+        return next((error for error in declared if error.__name__ == name), None)
 
     def index(self, step_name: str) -> int:
         for i, step in enumerate(self.steps):

@@ -324,8 +324,7 @@ def _counted(saga: SagaState, delivery: Delivery) -> bool:
 
 def _is_refusal(step: Step, phase: str, exc: Exception) -> bool:
     """Only an action refuses; a compensation must succeed, so its errors are retried."""
-    return phase == ACTION and (type(exc).__name__ in step.business_errors
-                                or isinstance(exc, InjectedFailure))
+    return phase == ACTION and isinstance(exc, (*step.business_errors, InjectedFailure))
 
 
 def _policy(definition: SagaDefinition, saga: SagaState) -> Retry:

@@ -14,37 +14,14 @@ from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
 # The Celery app, set up with its after-commit relay: a request's messages go out at commit.
 import workers  # noqa: F401
-from models.db import IdTaken
-from models.order import InvalidOrder, OrderNotFound
-from models.pet import LabelConflict, PetHeld, PetNotFound, UnknownLabel
-from models.user import (
-    BadCredentials,
-    IdFixed,
-    IncompleteAccount,
-    UsernameTaken,
-    UserNotFound,
-)
 from petstore import logs
 from petstore.settings import get_settings
 from web import docs, headers, metrics, pet, photo, saga, store, user
 from web.api import Api, BoundedJSONProvider, error_maps, use_path_ids
 from web.auth import SECURITY_SCHEMES
+from web.errors import DOMAIN_ERRORS
 
 API_ROOT = "/v2"
-DOMAIN_ERRORS = {
-    PetNotFound: 404,
-    OrderNotFound: 404,
-    UserNotFound: 404,
-    PetHeld: 409,
-    UsernameTaken: 409,
-    IdTaken: 409,
-    IdFixed: 409,
-    LabelConflict: 409,
-    UnknownLabel: 400,
-    InvalidOrder: 400,
-    IncompleteAccount: 400,
-    BadCredentials: 401,
-}
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:

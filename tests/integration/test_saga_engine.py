@@ -61,12 +61,12 @@ KIND = "test_trip"
 PARTICIPANT = "test_saga_engine.participant:"  # the participants' own writes' prefix
 
 HOTEL = Step("book_hotel", action="hotels.book", compensation="hotels.cancel",
-             business_errors=frozenset({"NoRooms"}), compensation_retry=Retry(attempts=3))
+             business_errors=(NoRooms,), compensation_retry=Retry(attempts=3))
 FLIGHT = Step("book_flight", action="flights.book", compensation="flights.cancel",
-              business_errors=frozenset({"NoSeats"}), retry=Retry(attempts=4, backoff=0.5))
+              business_errors=(NoSeats,), retry=Retry(attempts=4, backoff=0.5))
 NOTIFY = Step("tell_traveller", action="mail.send_itinerary")  # nothing to undo
 CARD = Step("charge_card", action="cards.charge", compensation="cards.refund",
-            business_errors=frozenset({"CardDeclined"}), retry=Retry(attempts=2))
+            business_errors=(CardDeclined,), retry=Retry(attempts=2))
 TRIP = SagaDefinition(KIND, (HOTEL, FLIGHT, NOTIFY, CARD))
 STEPS = {step.name: step for step in TRIP.steps}
 

@@ -67,7 +67,7 @@ class Glitch(RuntimeError):
 
 def _step(name: str, *, undo: bool, attempts: int, undo_attempts: int = 3) -> Step:
     return Step(name, action=f"prop.{name}", compensation=f"prop.undo_{name}" if undo else None,
-                business_errors=frozenset({Refused.__name__}),
+                business_errors=(Refused,),
                 retry=Retry(attempts=attempts, backoff=0.001, max_backoff=0.01),
                 compensation_retry=Retry(attempts=undo_attempts, backoff=0.001,
                                          max_backoff=0.01))

@@ -22,15 +22,13 @@ from models.user import User
 from petstore.logs import saga_logged
 from sagas import engine
 from sagas.definition import SagaDefinition
+from sagas.registry import definition_of
+from web.errors import status_of
 from web.store.schemas import OrderAcceptedSchema
 
 log = logging.getLogger(__name__)
 
 SETTLED = (COMPLETED, COMPENSATED, FAILED)
-# A step's refusal, by the participant's error name, as the HTTP status it means.
-REFUSALS = {"PetNotAvailable": 409, "PetNotFound": 404, "OrderNotFound": 404,
-            "OrderNotPlaced": 409, "OrderNotApproved": 409, "PetNotHeld": 409,
-             "OrderIdTaken": 409, "TooManyOpenOrders": 409}
 
 
 def run(definition: SagaDefinition, payload: dict[str, Any], user: User,
@@ -120,8 +118,8 @@ def _answer(saga: Saga) -> Any:
     if saga.status == COMPLETED:
         with unit_of_work() as session:
             return get_order(session, order_id)
-    if saga.status == COMPENSATED and saga.error_code in REFUSALS:
-        abort(REFUSALS[saga.error_code], message=saga.error, extra=_named_in_error(saga))
+    if saga.status == COMPENSATED and (status := _refusal_status(saga)):
+        abort(status, message=saga.error, extra=_named_in_error(saga))
     if saga.status in SETTLED:
         abort(503, message=f"The change could not be made and was undone: {saga.error}",
               extra={**_named_in_error(saga), "sagaStatus": saga.status})
@@ -131,6 +129,13 @@ def _answer(saga: Saga) -> Any:
     response.status_code = 202
     response.headers["Location"] = f"/v2/sagas/{saga.id}"
     return response
+
+
+def _refusal_status(saga: Saga) -> int | None:
+    """The status of the refusal that undid the saga: that of its type, which the saga's
+    definition declares; None when no participant refused (an injected fault, say)."""
+    refusal = definition_of(saga.kind).refusal(saga.error_code)
+    return status_of(refusal) if refusal else None
 
 
 def _named_in_error(saga: Saga) -> dict[str, Any]:
