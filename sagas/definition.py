@@ -6,6 +6,11 @@ import random
 from dataclasses import dataclass, field
 
 
+class Refusal(Exception):
+    """A refusal by its type alone: an action that raises one is refused (never retried,
+    the saga compensates) whether or not its step declares it, as an injected failure is."""
+
+
 @dataclass(frozen=True)
 class Retry:
     """At most `attempts` deliveries; waits grow from `backoff` seconds, doubling, jittered."""

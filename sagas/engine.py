@@ -38,8 +38,7 @@ from models.saga import (
     SagaStep,
 )
 from petstore.settings import get_settings
-from sagas.definition import Retry, SagaDefinition, Step
-from sagas.faults import InjectedFailure
+from sagas.definition import Refusal, Retry, SagaDefinition, Step
 from sagas.registry import definition_of
 
 Action = Callable[[dict[str, Any]], dict[str, Any] | None]
@@ -324,7 +323,7 @@ def _counted(saga: SagaState, delivery: Delivery) -> bool:
 
 def _is_refusal(step: Step, phase: str, exc: Exception) -> bool:
     """Only an action refuses; a compensation must succeed, so its errors are retried."""
-    return phase == ACTION and isinstance(exc, (*step.business_errors, InjectedFailure))
+    return phase == ACTION and isinstance(exc, (*step.business_errors, Refusal))
 
 
 def _policy(definition: SagaDefinition, saga: SagaState) -> Retry:

@@ -17,13 +17,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache, partial
 
+from sagas.definition import Refusal
+
 
 class InjectedError(RuntimeError):
     """A transient fault: the step is retried."""
 
 
-class InjectedFailure(Exception):
-    """A business refusal: the saga compensates."""
+class InjectedFailure(Refusal):
+    """A business refusal, whatever the step declares: the saga compensates."""
 
 
 @dataclass(frozen=True)
