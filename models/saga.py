@@ -71,6 +71,8 @@ class Saga(Base):
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     kind: Mapped[str] = mapped_column(String(50))
+    # The fingerprint of the kind's definition the saga started with (SagaDefinition.version).
+    definition_version: Mapped[str | None] = mapped_column(String(16))
     status: Mapped[str] = mapped_column(String(16), default=RUNNING)
     payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
     current_step: Mapped[int] = mapped_column(default=0)

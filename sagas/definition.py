@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import random
 from dataclasses import dataclass, field
+from functools import cached_property
 
 
 class Refusal(Exception):
@@ -48,6 +51,15 @@ class SagaDefinition:
     # did its work, so that a participant tells again what the saga left untold to those
     # who follow its events.
     if_not_completed: str | None = None
+
+    @cached_property
+    def version(self) -> str:
+        """A fingerprint of what a saga in flight depends on: its steps' names and tasks, in
+        order, and the task sent when it does not complete. Retry policies and timeouts are
+        left out: changing them strands no saga."""
+        shape = [self.if_not_completed,
+                 *([step.name, step.action, step.compensation] for step in self.steps)]
+        return hashlib.sha256(json.dumps(shape).encode()).hexdigest()[:12]
 
     def refusal(self, name: str | None) -> type[Exception] | None:
         """The refusal one of the steps declares under `name`, the name a saga's log

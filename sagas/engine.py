@@ -95,8 +95,8 @@ def start(session: Session, definition: SagaDefinition, payload: dict[str, Any],
     saga = SagaState(id=uuid.uuid4(), kind=definition.kind, payload=payload)
     _dispatch(saga, 0, ACTION)
     saga_log.create(session.connection(), saga, messages=_messages(session, saga),
-                    started_by=started_by, idempotency_key=idempotency_key,
-                    request_hash=request_hash)
+                    definition_version=definition.version, started_by=started_by,
+                    idempotency_key=idempotency_key, request_hash=request_hash)
     return saga
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 
 import click
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
 from models.db import unit_of_work
@@ -54,6 +54,36 @@ def list_sagas(status: str | None, kind: str | None, limit: int) -> None:
 
 
 @saga.command()
+def versions() -> None:
+    """Each kind's definition versions, with their sagas by status.
+
+    A saga records the fingerprint of its definition (steps and tasks) when it starts; a
+    deploy that changes a definition leaves the sagas in flight on an older version.
+    """
+    query = (select(Saga.kind, Saga.definition_version, Saga.status, func.count())
+             .group_by(Saga.kind, Saga.definition_version, Saga.status))
+    counts: dict[tuple[str, str | None], dict[str, int]] = {}
+    with unit_of_work() as session:
+        for kind, version, status, count in session.execute(query):
+            counts.setdefault((kind, version), {})[status] = count
+    for kind, definition in DEFINITIONS.items():
+        counts.setdefault((kind, definition.version), {})
+    click.echo(f"{'KIND':14}  {'VERSION':12}  {'':9}  SAGAS BY STATUS")
+    for (kind, version), by_status in sorted(counts.items(), key=lambda row: (
+            row[0][0], row[0][1] != _current(row[0][0]), row[0][1] or "")):
+        mark = "current" if version == _current(kind) else ""
+        statuses = ", ".join(f"{status} {by_status[status]}" for status in SAGA_STATUSES
+                             if by_status.get(status)) or "none"
+        click.echo(f"{kind:14}  {version or '(none)':12}  {mark:9}  {statuses}")
+
+
+def _current(kind: str) -> str | None:
+    """The version of `kind` that this code runs; None for a kind it no longer defines."""
+    definition = DEFINITIONS.get(kind)
+    return definition.version if definition else None
+
+
+@saga.command()
 @click.argument("saga_id")
 def show(saga_id: str) -> None:
     """A saga and its step log, with each attempt's Celery task id."""
@@ -66,7 +96,8 @@ def show(saga_id: str) -> None:
                                .options(selectinload(Saga.steps)))
     if found is None:
         raise click.ClickException(f"no saga {saga_id}")
-    click.echo(f"saga {found.id}  {found.kind}  {found.status}  version {found.version}")
+    click.echo(f"saga {found.id}  {found.kind}  {found.status}  version {found.version}  "
+               f"definition {found.definition_version or '(none)'}")
     click.echo(f"at {_step_name(found)} ({found.phase}), data {found.payload}")
     if found.error:
         click.echo(f"error: {found.error}")

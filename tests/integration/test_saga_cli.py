@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from models.db import unit_of_work
 from models.saga import Saga, SagaStep
+from sagas.orders import create_order
 from tests.support.system import settled
 from tests.support.waiting import eventually
 from tests.support.worker import WorkerProcess
@@ -147,3 +148,19 @@ MISSING = str(uuid.uuid4())
 def test_a_wrong_id_is_a_clear_error(args, error):
     result = saga_cli(*args)
     assert (result.returncode, result.stdout, result.stderr) == (1, "", f"Error: {error}\n")
+
+
+def test_versions_lists_each_kinds_definitions_with_their_sagas(order_async):
+    _, saga_id = order_async()  # no worker runs here: the saga waits at its first step
+    with unit_of_work() as session:
+        saga = session.get(Saga, uuid.UUID(saga_id))
+        assert saga.definition_version == create_order.version
+        # As if a deploy had changed create_order since this saga started.
+        saga.definition_version = "0ld0ld0ld0ld"
+    result = saga_cli("versions")
+    assert result.returncode == 0, result.stderr
+    rows = [line.split(None, 3) for line in result.stdout.splitlines()[1:]]
+    assert ["create_order", create_order.version, "current"] in [row[:3] for row in rows]
+    [older] = [line for line in result.stdout.splitlines() if "0ld0ld0ld0ld" in line]
+    assert older.split()[0] == "create_order"
+    assert "running 1" in older and "current" not in older
