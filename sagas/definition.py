@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 
@@ -21,6 +21,11 @@ class Retry:
     attempts: int = 3
     backoff: float = 0.2
     max_backoff: float = 30.0
+
+    def scaled(self, factor: float) -> Retry:
+        """The same attempts with every wait `factor` times as long."""
+        return replace(self, backoff=self.backoff * factor,
+                       max_backoff=self.max_backoff * factor)
 
     def delay(self, attempt: int) -> float:
         """Seconds to wait after failed attempt number `attempt` (1-based): equal jitter."""
@@ -60,6 +65,13 @@ class SagaDefinition:
         shape = [self.if_not_completed,
                  *([step.name, step.action, step.compensation] for step in self.steps)]
         return hashlib.sha256(json.dumps(shape).encode()).hexdigest()[:12]
+
+    def with_retries_scaled(self, factor: float) -> SagaDefinition:
+        """This saga with every retry's waits `factor` times as long."""
+        return replace(self, steps=tuple(
+            replace(step, retry=step.retry.scaled(factor),
+                    compensation_retry=step.compensation_retry.scaled(factor))
+            for step in self.steps))
 
     def refusal(self, name: str | None) -> type[Exception] | None:
         """The refusal one of the steps declares under `name`, the name a saga's log

@@ -37,7 +37,6 @@ from models.saga import (
     SagaState,
     SagaStep,
 )
-from petstore.settings import get_settings
 from sagas.definition import Refusal, Retry, SagaDefinition, Step
 from sagas.registry import definition_of
 
@@ -218,7 +217,7 @@ def _fail(session: Session, delivery: Delivery, saga: SagaState,
         _give_up(session, definition, saga, f"{delivery.step} {delivery.phase} failed "
                                             f"{saga.attempt} times, last: {error}")
         return None
-    delay = policy.delay(saga.attempt) * get_settings().retry_scale
+    delay = policy.delay(saga.attempt)
     timeout = definition.steps[saga.current_step].timeout
     saga.deadline_at = utcnow() + timedelta(seconds=delay + timeout)
     saga.version += 1

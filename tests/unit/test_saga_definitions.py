@@ -1,5 +1,6 @@
 """A saga definition's version changes exactly when a saga in flight could be stranded by
-the change: its steps, their order and their tasks; not its retry policies or timeouts."""
+the change: its steps, their order and their tasks; not its retry policies or timeouts,
+which a deployment may scale."""
 
 from __future__ import annotations
 
@@ -39,3 +40,13 @@ def test_retries_and_timeouts_change_no_version():
 def test_the_order_sagas_have_versions():
     assert create_order.version == SagaDefinition(create_order.kind, create_order.steps,
                                                   create_order.if_not_completed).version
+
+
+def test_a_scaled_saga_waits_longer_between_tries_and_is_the_same_saga():
+    slow = SagaDefinition("trip", (replace(HOLD, retry=Retry(attempts=4, backoff=0.5)), PAY))
+    scaled = slow.with_retries_scaled(10)
+    assert scaled.version == slow.version
+    hold = scaled.steps[0]
+    assert (hold.retry.attempts, hold.retry.backoff, hold.retry.max_backoff) == (4, 5.0, 300.0)
+    assert 5.0 <= hold.retry.delay(2) <= 10.0  # half to all of the doubled 5 s backoff
+    assert hold.compensation_retry.backoff == 10 * HOLD.compensation_retry.backoff
