@@ -130,7 +130,6 @@ class Settings:
     sweep_interval: float
     order_wait_seconds: float
     retry_scale: float
-    duplicate_deliveries: bool
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
@@ -164,8 +163,6 @@ class Settings:
             sweep_interval=float(env.get("PETSTORE_SWEEP_INTERVAL", "2")),
             order_wait_seconds=float(env.get("PETSTORE_ORDER_WAIT", "5")),
             retry_scale=float(env.get("PETSTORE_RETRY_SCALE", "1")),
-            # A fault for tests and the chaos suite: the relay sends every message twice.
-            duplicate_deliveries=env.get("PETSTORE_DUPLICATE_DELIVERIES", "") in ("1", "true"),
         )
 
 

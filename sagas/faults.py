@@ -1,4 +1,5 @@
-"""Fault injection for tests and demos, off unless `PETSTORE_FAULTS` names some.
+"""Fault injection for tests and demos, off unless `PETSTORE_FAULTS` names some, and
+duplicate deliveries, off unless `PETSTORE_DUPLICATE_DELIVERIES` is set.
 
 `PETSTORE_FAULTS="inventory.reserve_stock=error:0.3,pets.release_pet=fail"`:
 - `error[:p]`: a transient error (retried), on every try or with probability p;
@@ -77,3 +78,16 @@ def _inject(fault: Fault, task_name: str) -> None:
         raise InjectedFailure(f"injected business failure in {task_name}")
     else:
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+def publishing(send: Callable[..., None]) -> Callable[..., None]:
+    """`send`, or, with PETSTORE_DUPLICATE_DELIVERIES=1, `send` made twice each time, so
+    that every receiver meets every message twice."""
+    if os.environ.get("PETSTORE_DUPLICATE_DELIVERIES", "") not in ("1", "true"):
+        return send
+
+    def twice(*args: object, **kwargs: object) -> None:
+        send(*args, **kwargs)
+        send(*args, **kwargs)
+
+    return twice
