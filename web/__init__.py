@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask
 from sqlalchemy.exc import OperationalError
-from werkzeug.exceptions import NotFound, ServiceUnavailable
+from werkzeug.exceptions import ServiceUnavailable
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
 # The Celery app, set up with its after-commit relay: a request's messages go out at commit.
@@ -17,7 +16,7 @@ import workers  # noqa: F401
 from petstore import logs
 from petstore.settings import get_settings
 from web import docs, headers, metrics, pet, photo, saga, store, user
-from web.api import Api, BoundedJSONProvider, error_maps, use_path_ids
+from web.api import Api, BoundedJSONProvider, error_maps, error_response, use_path_ids
 from web.auth import SECURITY_SCHEMES
 from web.errors import DOMAIN_ERRORS
 
@@ -72,7 +71,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     error_maps(app, api, DOMAIN_ERRORS)
     app.register_error_handler(OperationalError, _database_unavailable(api))
     # Served under /v2, the spec's server URL, so the paths match petstore.yaml's.
-    app.wsgi_app = DispatcherMiddleware(_outside(api), {
+    app.wsgi_app = DispatcherMiddleware(_outside, {
         API_ROOT: app.wsgi_app, "/metrics": metrics.wsgi_app(app.config["METRICS_TOKEN"])})
     headers.install(app)
     return app
@@ -103,14 +102,6 @@ def _log_lines(app: Flask) -> None:
             logger.propagate = False
 
 
-def _outside(api: Api) -> Any:
+def _outside(environ: dict[str, Any], start_response: Any) -> Any:
     """A JSON 404 for every URL outside the API root."""
-
-    def respond(environ: dict[str, Any], start_response: Any) -> Any:
-        error = NotFound(f"Nothing here: the API lives under {API_ROOT}")
-        body = json.dumps(api.handle_http_exception(error)[0]).encode()
-        start_response("404 NOT FOUND", [("Content-Type", "application/json"),
-                                         ("Content-Length", str(len(body)))])
-        return [body]
-
-    return respond
+    return error_response(start_response, 404, f"Nothing here: the API lives under {API_ROOT}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import flask_smorest
@@ -17,6 +17,7 @@ from webargs.flaskparser import FlaskParser, is_json_request
 from webargs.multidictproxy import MultiDictProxy
 from werkzeug.datastructures import CombinedMultiDict
 from werkzeug.exceptions import HTTPException, default_exceptions
+from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.routing import BaseConverter
 
 from models.db import INT64_MAX
@@ -131,6 +132,16 @@ class Blueprint(flask_smorest.Blueprint):
         **flask_smorest.Blueprint.DEFAULT_LOCATION_CONTENT_TYPE_MAPPING,
         "multipart": "multipart/form-data",
     }
+
+
+def error_response(start_response: Callable[..., Any], code: int, message: str,
+                   headers: Sequence[tuple[str, str]] = ()) -> list[bytes]:
+    """An error in the API's JSON shape, from a WSGI app mounted beside the Flask app."""
+    status = HTTP_STATUS_CODES[code]
+    body = json.dumps({"code": code, "status": status, "message": message}).encode()
+    start_response(f"{code} {status.upper()}", [
+        ("Content-Type", "application/json"), ("Content-Length", str(len(body))), *headers])
+    return [body]
 
 
 def error_maps(app: Flask, api: Api, mapping: dict[type[Exception], int]) -> None:

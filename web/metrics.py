@@ -12,7 +12,6 @@ it stays closed.
 from __future__ import annotations
 
 import hmac
-import json
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -31,6 +30,7 @@ from sqlalchemy.orm import Session
 from models.db import unit_of_work
 from models.outbox import OutboxMessage
 from models.saga import COMPENSATED, COMPENSATION, COMPLETED, FAILED, SAGA_STATUSES, Saga, SagaStep
+from web.api import error_response
 
 ENDED = (COMPLETED, COMPENSATED, FAILED)
 # Attempts whose participant answered. A `lost` or `superseded` attempt was closed by the
@@ -139,6 +139,7 @@ class PetstoreCollector(Collector):
                     *_outbox(session)]
 
 
+NO_STORE = [("Cache-Control", "no-store")]
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
@@ -154,13 +155,13 @@ def wsgi_app(token: str) -> WSGIApp:
 
     def guarded(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         if not token:
-            return _refuse(start_response, 403, "Forbidden",
-                           "Metrics are closed: set PETSTORE_METRICS_TOKEN to read metrics "
-                           "with `Authorization: Bearer <token>`")
+            return error_response(start_response, 403,
+                                  "Metrics are closed: set PETSTORE_METRICS_TOKEN to read "
+                                  "metrics with `Authorization: Bearer <token>`", NO_STORE)
         if not _bearer_matches(environ.get("HTTP_AUTHORIZATION", ""), token):
-            return _refuse(start_response, 401, "Unauthorized",
-                           "Send `Authorization: Bearer <PETSTORE_METRICS_TOKEN>`",
-                           [("WWW-Authenticate", 'Bearer realm="metrics"')])
+            return error_response(start_response, 401,
+                                  "Send `Authorization: Bearer <PETSTORE_METRICS_TOKEN>`",
+                                  [*NO_STORE, ("WWW-Authenticate", 'Bearer realm="metrics"')])
         return metrics(environ, start_response)
 
     return guarded
@@ -171,13 +172,3 @@ def _bearer_matches(authorization: str, token: str) -> bool:
     # WSGI headers are latin-1 strings; bytes compare in constant time whatever they hold.
     return scheme.lower() == "bearer" and hmac.compare_digest(
         given.strip().encode("latin-1", "replace"), token.encode())
-
-
-def _refuse(start_response: Callable[..., Any], code: int, status: str, message: str,
-            headers: Sequence[tuple[str, str]] = ()) -> list[bytes]:
-    """An error in the API's JSON shape."""
-    body = json.dumps({"code": code, "status": status, "message": message}).encode()
-    start_response(f"{code} {status.upper()}", [
-        ("Content-Type", "application/json"), ("Content-Length", str(len(body))),
-        ("Cache-Control", "no-store"), *headers])
-    return [body]
