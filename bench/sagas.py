@@ -7,7 +7,10 @@ bare chain of three no-op tasks, N times, as fast as the worker takes them (then
 of four, and the floor chain: three tasks making a saga's commits and nothing else, its
 caller committing a row waiting for the disk, the first two links one each without
 waiting, the last one waiting);
-then N create-order sagas for N distinct pets, as fast. Rounds repeat (three by
+then N create-order sagas for N distinct pets, as fast; then N DBOS workflows of three
+steps, each a transaction committing one row, on the same PostgreSQL, run by a DBOS process
+with as many workflows at once as the worker has processes (bench/dbos_workflow.py; skipped
+when dbos is not installed: pip install -e '.[bench]'). Rounds repeat (three by
 default) and the round with the median saga / chain ratio is reported, so that a burst of
 the machine's other work moves one round, not the figure. Then sagas at half that rate,
 for their latency from start to completion.
@@ -35,13 +38,16 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench import dbos_workflow
 from bench.common import CpuMeter, report, servers, summary, worker
+from bench.dbos_workflow import Dbos, dbos_database, dbos_worker
 
 CLIENTS = 4
 
@@ -184,6 +190,32 @@ def run_sagas(pets: list[int], rate: float | None = None) -> tuple[float, list[f
     return len(pets) / (finished - started), latencies
 
 
+def run_dbos(dbos: Dbos, count: int) -> float:
+    """DBOS workflows per second, enqueued as fast as they are taken; the end as DBOS
+    recorded it, as a saga's is read from the saga log."""
+    run = uuid.uuid4().hex
+    ids = [f"{run}-{i}" for i in range(count)]
+    started = time.time()
+    with ThreadPoolExecutor(CLIENTS) as pool:
+        list(pool.map(dbos.enqueue, ids))
+    wait_until(lambda: dbos.has_ended(ids[-1]), 1)  # one primary-key probe, as for sagas
+    wait_until(lambda: dbos.ended(ids)[0], count)
+    return count / (dbos.ended(ids)[1] - started)
+
+
+def measure_dbos(count: int, url: str, processes: int, log: Path
+                 ) -> tuple[float, dict[str, float]]:
+    """(DBOS workflows per second, CPU milliseconds per workflow by process kind), from a
+    DBOS process started for them: idle, it polls its queue, which the chains and sagas
+    should not pay for."""
+    with dbos_worker(url, processes, log) as dbos:
+        run_dbos(dbos, 50)  # warm-up
+        with CpuMeter(dbos.process.pid).per_run(count) as cpu:
+            rate = run_dbos(dbos, count)
+    cpu.pop("worker pool processes")  # it has none: its workflows are threads
+    return rate, {kind.replace("worker main", "DBOS"): ms for kind, ms in cpu.items()}
+
+
 @contextmanager
 def task_run_times() -> Iterator[dict[str, list[float]]]:
     """Seconds each task that finishes meanwhile ran, by task name, from the task events
@@ -236,14 +268,18 @@ class Round:
     chain_cpu: dict[str, float]  # CPU milliseconds per three-task chain, by process kind
     floor_cpu: dict[str, float]  # per floor chain
     saga_cpu: dict[str, float]  # per saga
+    dbos: float | None  # DBOS workflows per second, None without dbos
+    dbos_cpu: dict[str, float]  # per DBOS workflow
 
     @property
     def ratio(self) -> float:
         return self.sagas / self.chains
 
 
-def measure_round(count: int, meter: CpuMeter) -> Round:
-    """Chains, then sagas, back to back: a ratio compares runs seconds apart."""
+def measure_round(count: int, meter: CpuMeter,
+                  dbos: Callable[[int], tuple[float, dict[str, float]]] | None) -> Round:
+    """Chains, then sagas, then DBOS workflows, back to back: a ratio compares runs
+    seconds apart."""
     with meter.per_run(count) as chain_cpu:
         chains = run_chains(count)
     long_chains = run_chains(count, length=4)
@@ -252,8 +288,9 @@ def measure_round(count: int, meter: CpuMeter) -> Round:
     pets = make_pets(count)
     with meter.per_run(count) as saga_cpu:
         sagas, latencies = run_sagas(pets)
+    workflows, dbos_cpu = dbos(count) if dbos else (None, {})
     return Round(chains, long_chains, floor_chains, sagas, latencies,
-                 chain_cpu, floor_cpu, saga_cpu)
+                 chain_cpu, floor_cpu, saga_cpu, workflows, dbos_cpu)
 
 
 def cpu_figures(run: str, cpu: dict[str, float], rate: float) -> dict[str, float]:
@@ -271,9 +308,13 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
+    if not dbos_workflow.INSTALLED:
+        print("dbos is not installed (pip install -e '.[bench]'): DBOS is skipped",
+              file=sys.stderr)
     with servers() as env:
-        log = Path(env["PETSTORE_DATA_DIR"]) / "worker.log"
-        with worker(args.workers, log) as process:
+        work = Path(env["PETSTORE_DATA_DIR"])
+        database = dbos_database(env["DATABASE_URL"]) if dbos_workflow.INSTALLED else nullcontext()
+        with database as dbos_url, worker(args.workers, work / "worker.log") as process:
             from bench.noop import create_table
 
             create_table()
@@ -281,7 +322,9 @@ def main() -> int:
             run_chains(50, commit=True)
             run_sagas(make_pets(50))
             meter = CpuMeter(process.pid)
-            rounds = [measure_round(args.sagas, meter) for _ in range(args.rounds)]
+            dbos = partial(measure_dbos, url=dbos_url, processes=args.workers,
+                           log=work / "dbos.log") if dbos_url else None
+            rounds = [measure_round(args.sagas, meter, dbos) for _ in range(args.rounds)]
             median = sorted(rounds, key=lambda r: r.ratio)[len(rounds) // 2]
             half = median.sagas / 2
             _, paced = run_sagas(make_pets(max(50, args.sagas // 2)), rate=half)
@@ -295,6 +338,8 @@ def main() -> int:
         "saga / chain throughput, each round": ", ".join(f"{r.ratio:.3f}" for r in rounds),
         "floor chain / chain throughput, each round": ", ".join(
             f"{r.floor_chains / r.chains:.3f}" for r in rounds),
+        **({"saga / DBOS throughput, each round": ", ".join(
+            f"{r.sagas / r.dbos:.3f}" for r in rounds if r.dbos)} if median.dbos else {}),
         "chain of 3 no-op tasks, per second": round(median.chains, 1),
         "create-order sagas, per second": round(median.sagas, 1),
         "saga / chain throughput": round(median.ratio, 3),
@@ -304,6 +349,9 @@ def main() -> int:
         "saga / floor chain throughput": round(median.sagas / median.floor_chains, 3),
         # A saga makes at least that chain's commits: its ratio's ceiling.
         "floor chain / chain throughput": round(median.floor_chains / median.chains, 3),
+        **({"DBOS workflows of 3 transactions, per second": round(median.dbos, 1),
+            "saga / DBOS throughput": round(median.sagas / median.dbos, 3)}
+           if median.dbos else {}),
         **{f"flat out, {k} ms": round(v * 1000, 1)
            for k, v in summary(median.latencies).items()},
         "paced at half rate, sagas per second": round(half, 1),
@@ -312,6 +360,7 @@ def main() -> int:
         **cpu_figures("chain", median.chain_cpu, median.chains),
         **cpu_figures("floor chain", median.floor_cpu, median.floor_chains),
         **cpu_figures("saga", median.saga_cpu, median.sagas),
+        **(cpu_figures("DBOS workflow", median.dbos_cpu, median.dbos) if median.dbos else {}),
         **{f"a chain, {k}, ms": round(v, 2) for k, v in chain_time.items()},
         **{f"a saga, {k}, ms": round(v, 2) for k, v in saga_time.items()},
     }

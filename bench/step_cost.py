@@ -4,11 +4,11 @@
 
 In one process, with no worker running, `pets.reserve_pet` runs for N create-order sagas
 waiting at their first step, three ways taking turns, each taking the saga's first command
-(acting on the saga's state the command carries, confirming it, saving the saga only if it
-is still at the command's version), committing the same rows and then publishing its
-messages, as the outbox relay does:
+in one transaction (lock the saga's row, reserve the pet, save the saga's new state with its
+step log entry, its messages and the command's confirmation in one statement, commit
+without waiting for the disk) and then publishing its messages, as the outbox relay does:
 
-- the step's task body, through the engine (`sagas.runner`, a SQLAlchemy Session);
+- the step's task body, through the engine (`sagas.engine.run_step`, a SQLAlchemy Session);
 - the same SQL, hand-written, through a SQLAlchemy Connection;
 - the same SQL on a bare psycopg connection.
 
@@ -17,13 +17,14 @@ step is the engine and SQLAlchemy, and how much the database and the broker.
 
 Then, for a few create-order sagas run to completion the same way (each step's task body
 taking the command its saga sent), what starting the saga and each step send to the
-database: statements (BEGIN and COMMIT aside), those that lock a row (`FOR UPDATE`),
+database: statements (BEGIN and COMMIT aside), those that lock a row (`FOR NO KEY UPDATE`),
 commits that write, and of those the ones that wait for the disk (`synchronous_commit`).
 """
 
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import re
 import statistics
@@ -35,63 +36,79 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import report, servers
 from bench.sagas import make_pets, start_saga
 
+if TYPE_CHECKING:
+    from celery import Task
+
+    from sagas.engine import Work
+
 Execute = Callable[[str, dict[str, Any]], Sequence[Sequence[Any]]]
-# (the saga, the command the step took and the saga's state it carries)
-Step = Callable[[uuid.UUID, uuid.UUID, dict[str, Any]], None]
+# (the saga, the command the step took)
+Step = Callable[[uuid.UUID, uuid.UUID], None]
 
-RESERVE = ("UPDATE pets SET status = 'pending', order_id = %(order)s, version = version + 1 "
-           "WHERE id = %(pet)s AND status = 'available' RETURNING version")
-# The step's log entry, its messages (the event nobody hears stored as sent), the
-# confirmation of the command it took, the saga's new state (if it is still at the
-# command's version and the command was not taken before) and the commit's wait: one
-# statement.
-ADVANCE = ("WITH logged AS (INSERT INTO saga_steps (saga_id, step, step_index, phase, attempt, "
-           "status, task_name, task_id, started_at, ended_at) VALUES (%(saga)s, 'reserve_pet', "
-           "0, 'action', 1, 'succeeded', 'pets.reserve_pet', %(taken)s, now(), now())), "
-           "written AS (INSERT INTO outbox (message_id, kind, name, payload, sent_at, "
-           "created_at, attempts) VALUES (%(event_id)s, 'event', 'PET_RESERVED', "
-           "CAST(%(event)s AS jsonb), now(), now(), 0), (%(command_id)s, 'command', "
-           "'orders.place_order', CAST(%(command)s AS jsonb), NULL, now(), 0)), "
-           "confirmed AS (UPDATE outbox SET sent_at = now() WHERE message_id = %(taken)s "
-           "AND sent_at IS NULL RETURNING id) "
-           "UPDATE sagas SET current_step = 1, attempt = 0, sweeps = 0, "
-           "payload = CAST(%(payload)s AS jsonb), version = version + 1, "
-           "deadline_at = %(deadline)s, updated_at = now() WHERE id = %(saga)s "
-           "AND version = %(version)s AND EXISTS (SELECT FROM confirmed) "
-           "RETURNING set_config('synchronous_commit', 'off', true)")
+STATE = ("id", "kind", "definition_version", "status", "payload", "current_step", "phase",
+         "attempt", "sweeps", "error", "error_code", "deadline_at", "ended_at")
+LOCK = f"SELECT {', '.join(STATE)} FROM sagas WHERE id = %(saga)s FOR NO KEY UPDATE"
+RESERVE = ("UPDATE pets SET status = 'pending', order_id = %(order)s, version = version + 1, "
+           "updated_at = %(now)s WHERE id = %(pet)s AND status = 'available' "
+           "RETURNING version")
+# The step's log entry, the transaction's messages (the event nobody hears stored as sent),
+# the confirmation of the command it took, the saga's new state (every column of it, changed
+# or not, as the engine writes it) and whether the commit waits for the disk: one statement.
+SAVE = ("WITH logged AS (INSERT INTO saga_steps (saga_id, step, step_index, phase, attempt, "
+        "status, task_name, task_id, error, started_at, ended_at) VALUES (%(saga)s, "
+        "'reserve_pet', 0, 'action', 1, 'succeeded', 'pets.reserve_pet', %(task_id)s, NULL, "
+        "%(started)s, %(now)s)), "
+        "written AS (INSERT INTO outbox (message_id, kind, name, payload, sent_at, "
+        "created_at, attempts) SELECT m.message_id, m.kind, m.name, m.payload, "
+        "CASE WHEN m.sent THEN now() END, now(), 0 FROM jsonb_to_recordset("
+        "CAST(%(outbox)s AS jsonb)) AS m(message_id uuid, kind varchar, name varchar, "
+        "payload jsonb, sent boolean)), "
+        "confirmed AS (UPDATE outbox SET sent_at = now() WHERE message_id = %(taken)s "
+        "AND sent_at IS NULL) "
+        "UPDATE sagas SET kind = %(kind)s, definition_version = %(definition_version)s, "
+        "status = %(status)s, payload = CAST(%(payload)s AS jsonb), current_step = 1, "
+        "phase = %(phase)s, attempt = 0, sweeps = 0, version = version + 1, "
+        "error = %(error)s, error_code = %(error_code)s, deadline_at = %(deadline)s, "
+        "updated_at = now(), ended_at = %(ended_at)s WHERE id = %(saga)s "
+        "RETURNING set_config('synchronous_commit', 'off', true)")
 
 
-def reserve_by_hand(execute: Execute, saga_id: uuid.UUID, taken: uuid.UUID,
-                    sent: dict[str, Any]) -> None:
+def work_of(task: Task) -> Work:
+    """A step task's work function, as `workers.steps.saga_step` wrapped it."""
+    return inspect.getclosurevars(task.__wrapped__).nonlocals["work"]
+
+
+def reserve_by_hand(execute: Execute, saga_id: uuid.UUID, taken: uuid.UUID) -> None:
     """The engine's statements for this step, in one transaction (`execute`'s), then the
-    relay's publish; the command `taken` is the one this step was sent, with `sent`."""
+    relay's publish; `taken` is the command this step was sent."""
     from models.db import utcnow
-    from models.outbox import Message
-    from workers.relay import _publish
+    from models.outbox import Message, as_json
+    from workers.relay import relay_committed
 
-    payload = sent["payload"]
-    pet, order = payload["pet_id"], payload["order_id"]
-    version = execute(RESERVE, {"order": order, "pet": pet})[0][0]
-    event = Message("event", "PET_RESERVED", {"pet_id": pet, "status": "pending",
-                                              "version": version})
-    payload = {**payload, "pet_version": version}
-    command = Message("command", "orders.place_order", {
-        "saga_id": str(saga_id), "step": "place_order", "phase": "action",
-        "sent": {**sent, "payload": payload, "current_step": 1, "version": sent["version"] + 1}})
-    execute(ADVANCE, {"saga": saga_id, "payload": json.dumps(payload),
-                      "version": sent["version"],
-                      "deadline": utcnow() + timedelta(seconds=30), "taken": taken,
-                      "event_id": event.message_id, "event": json.dumps(event.payload),
-                      "command_id": command.message_id, "command": json.dumps(command.payload)})
+    started = utcnow()
+    saga = dict(zip(STATE, execute(LOCK, {"saga": saga_id})[0], strict=True))
+    pet, order = saga["payload"]["pet_id"], saga["payload"]["order_id"]
+    version = execute(RESERVE, {"order": order, "pet": pet, "now": utcnow()})[0][0]
+    messages = [
+        Message("event", "PET_RESERVED", {"pet_id": pet, "status": "pending",
+                                          "version": version}),
+        Message("command", "orders.place_order", {"saga_id": str(saga_id),
+                                                  "step": "place_order", "phase": "action"})]
+    now = utcnow()
+    execute(SAVE, {**saga, "saga": saga_id, "taken": taken, "task_id": str(taken),
+                   "started": started, "now": now,
+                   "payload": json.dumps({**saga["payload"], "pet_version": version}),
+                   "deadline": now + timedelta(seconds=10),  # place_order's timeout
+                   "outbox": json.dumps(as_json(messages))})
     execute("COMMIT", {})
-    _publish([event, command])
+    relay_committed(messages)
 
 
 def through_sqlalchemy() -> Step:
@@ -106,9 +123,9 @@ def through_sqlalchemy() -> Step:
         result = connection.execute(text(re.sub(r"%\((\w+)\)s", r":\1", sql)), params)
         return result.all() if result.returns_rows else []
 
-    def step(saga_id: uuid.UUID, taken: uuid.UUID, sent: dict[str, Any]) -> None:
+    def step(saga_id: uuid.UUID, taken: uuid.UUID) -> None:
         with engine().connect() as work:
-            reserve_by_hand(lambda sql, params: run(work, sql, params), saga_id, taken, sent)
+            reserve_by_hand(lambda sql, params: run(work, sql, params), saga_id, taken)
 
     return step
 
@@ -125,25 +142,29 @@ def through_psycopg(url: str) -> Step:
         cursor = connection.execute(sql, params)
         return cursor.fetchall() if cursor.description else []
 
-    def step(saga_id: uuid.UUID, taken: uuid.UUID, sent: dict[str, Any]) -> None:
-        reserve_by_hand(lambda sql, params: run(work, sql, params), saga_id, taken, sent)
+    def step(saga_id: uuid.UUID, taken: uuid.UUID) -> None:
+        reserve_by_hand(lambda sql, params: run(work, sql, params), saga_id, taken)
 
     return step
 
 
-def through_the_engine(saga_id: uuid.UUID, taken: uuid.UUID, sent: dict[str, Any]) -> None:
+def through_the_engine() -> Step:
+    from models.db import utcnow
+    from sagas.engine import Delivery, run_step
     from workers.pets import reserve_pet
 
-    reserve_pet.push_request(id=str(taken), retries=0)  # as a worker runs the command it took
-    try:
-        reserve_pet.run(str(saga_id), "reserve_pet", "action", sent=sent)
-    finally:
-        reserve_pet.pop_request()
+    work = work_of(reserve_pet)
+
+    def step(saga_id: uuid.UUID, taken: uuid.UUID) -> None:
+        # As the task does with the command it took: its task id is the message id.
+        run_step("pets.reserve_pet", work, Delivery(
+            str(saga_id), "reserve_pet", "action", task_id=str(taken), started_at=utcnow()))
+
+    return step
 
 
-def first_command(saga_id: uuid.UUID) -> tuple[uuid.UUID, dict[str, Any]]:
-    """The message id of the command that starting the saga sent (its first step's), and
-    the saga's state it carries."""
+def newest_command(saga_id: uuid.UUID) -> tuple[uuid.UUID, str, dict[str, Any]]:
+    """The saga's newest command: its message id, its task and its saga, step and phase."""
     from sqlalchemy import select
 
     from models.db import unit_of_work
@@ -152,35 +173,40 @@ def first_command(saga_id: uuid.UUID) -> tuple[uuid.UUID, dict[str, Any]]:
     with unit_of_work() as session:
         command = session.scalars(select(OutboxMessage).where(
             OutboxMessage.payload["saga_id"].astext == str(saga_id),
-            OutboxMessage.kind == COMMAND)).one()
-        return command.message_id, command.payload["sent"]
+            OutboxMessage.kind == COMMAND).order_by(OutboxMessage.id.desc()).limit(1)).one()
+        return command.message_id, command.name, command.payload
 
 
 def median_ms(ways: dict[str, Step], count: int) -> dict[str, float]:
     """Each way's median milliseconds over `count` fresh sagas of its own, the ways taking
     turns step by step (so that a burst of the machine's other work slows them alike);
-    every saga must advance."""
+    every saga must advance, and every command taken be confirmed."""
     from sqlalchemy import func, select
 
     from models.db import unit_of_work
+    from models.outbox import OutboxMessage
     from models.saga import Saga
 
     run = uuid.uuid4().hex
     sagas = {name: [start_saga(pet_id, run) for pet_id in make_pets(count)] for name in ways}
     times: dict[str, list[float]] = {name: [] for name in ways}
+    taken: list[uuid.UUID] = []
     for i in range(count):
         for name, step in ways.items():
             saga_id = sagas[name][i]
-            taken, sent = first_command(saga_id)
+            taken.append(newest_command(saga_id)[0])
             started = time.perf_counter()
-            step(saga_id, taken, sent)
+            step(saga_id, taken[-1])
             times[name].append(time.perf_counter() - started)
     everyone = [saga_id for started in sagas.values() for saga_id in started]
     with unit_of_work() as session:
         advanced = session.scalar(select(func.count()).where(
             Saga.id.in_(everyone), Saga.current_step == 1))
-    if advanced != len(everyone):
-        raise RuntimeError(f"only {advanced} of {len(everyone)} sagas advanced")
+        confirmed = session.scalar(select(func.count()).where(
+            OutboxMessage.message_id.in_(taken), OutboxMessage.sent_at.is_not(None)))
+    if advanced != len(everyone) or confirmed != len(taken):
+        raise RuntimeError(f"of {len(everyone)} sagas, {advanced} advanced and {confirmed} "
+                           "confirmed their command")
     return {name: 1000 * statistics.median(spent) for name, spent in times.items()}
 
 
@@ -189,7 +215,7 @@ class Sent:
     """What some work sent to the database."""
 
     statements: int = 0
-    locking: int = 0  # statements that lock rows: SELECT ... FOR UPDATE
+    locking: int = 0  # statements that lock rows: SELECT ... FOR [NO KEY] UPDATE
     commits: int = 0  # commits of transactions that wrote (a read-only one writes nothing)
     waiting: int = 0  # of those, the ones that waited for the disk
 
@@ -209,7 +235,7 @@ def counted() -> Iterator[Sent]:
 
     def before(conn, cursor, statement, parameters, context, executemany) -> None:
         sent.statements += 1
-        sent.locking += "FOR UPDATE" in statement
+        sent.locking += bool(re.search(r"FOR (NO KEY )?UPDATE", statement))
 
     def after(conn, cursor, statement, parameters, context, executemany) -> None:
         raw = cursor.connection
@@ -234,27 +260,13 @@ def counted() -> Iterator[Sent]:
             event.remove(Engine, name, hook)
 
 
-def newest_command(saga_id: uuid.UUID) -> tuple[uuid.UUID, str, dict[str, Any]]:
-    """The saga's newest command: its message id, its task and the saga's state it carries."""
-    from sqlalchemy import select
-
-    from models.db import unit_of_work
-    from models.outbox import COMMAND, OutboxMessage
-
-    with unit_of_work() as session:
-        command = session.scalars(select(OutboxMessage).where(
-            OutboxMessage.payload["saga_id"].astext == str(saga_id),
-            OutboxMessage.kind == COMMAND).order_by(OutboxMessage.id.desc()).limit(1)).one()
-        return command.message_id, command.name, command.payload
-
-
 def sent_per_step(count: int) -> dict[str, Sent]:
     """What starting a create-order saga and each of its steps sent, summed over `count`
     sagas run to completion, each step's task body taking its saga's newest command."""
     import workers.inventory
     import workers.orders
     import workers.pets  # noqa: F401  (the steps' tasks)
-    from models.db import unit_of_work
+    from models.db import unit_of_work, utcnow
     from models.order import new_order_id
     from models.saga import COMPLETED, Saga
     from sagas import engine
@@ -279,14 +291,11 @@ def sent_per_step(count: int) -> dict[str, Sent]:
         add("starting the saga", sent)
         for step in create_order.steps:
             taken, name, command = newest_command(saga_id)
-            task = app.tasks[name]
-            task.push_request(id=str(taken), retries=0)  # as a worker runs the command
-            try:
-                with counted() as sent:
-                    task.run(command["saga_id"], command["step"], command["phase"],
-                             sent=command["sent"])
-            finally:
-                task.pop_request()
+            work = work_of(app.tasks[name])
+            with counted() as sent:  # as the step's task runs the command it took
+                engine.run_step(name, work, engine.Delivery(
+                    command["saga_id"], command["step"], command["phase"], task_id=str(taken),
+                    started_at=utcnow()))
             add(f"{step.name} ({name})", sent)
         with unit_of_work() as session:
             status = session.get(Saga, saga_id).status
@@ -310,7 +319,7 @@ def main() -> int:
         check_connections_before_use(False)  # as in a worker process
 
         url = get_settings().database_url.replace("postgresql+psycopg", "postgresql")
-        ways = {"the engine": through_the_engine,
+        ways = {"the engine": through_the_engine(),
                 "the same SQL through a SQLAlchemy Connection": through_sqlalchemy(),
                 "the same SQL on psycopg": through_psycopg(url)}
         median_ms(ways, 30)  # warm-up: caches, prepared statements, connections

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import random
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 
@@ -27,11 +26,12 @@ class Retry:
         return replace(self, backoff=self.backoff * factor,
                        max_backoff=self.max_backoff * factor)
 
-    def delay(self, attempt: int) -> float:
-        """Seconds to wait after failed attempt number `attempt` (1-based): equal jitter."""
+    def delay(self, attempt: int, jitter: float) -> float:
+        """Seconds to wait after failed attempt number `attempt` (1-based), with equal
+        jitter: half the backoff, plus `jitter` (0 to 1, drawn by the caller) of the rest."""
         # The exponent is capped so that huge attempt budgets cannot overflow a float.
         ceiling = min(self.max_backoff, self.backoff * 2 ** min(attempt - 1, 64))
-        return ceiling / 2 + random.uniform(0, ceiling / 2)
+        return ceiling / 2 * (1 + jitter)
 
 
 @dataclass(frozen=True)

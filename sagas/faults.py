@@ -16,9 +16,12 @@ import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cache, partial
+from functools import cache, wraps
+from typing import Any, TypeVar
 
 from sagas.definition import Refusal
+
+W = TypeVar("W", bound=Callable[..., Any])
 
 
 class InjectedError(RuntimeError):
@@ -55,18 +58,21 @@ def configured() -> dict[str, Fault]:
     return parse(os.environ.get("PETSTORE_FAULTS", ""))
 
 
-def drawn(task_name: str) -> Callable[[], None]:
-    """The fault of one delivery, drawn once, to inject mid-step, inside the step's
-    transaction: a step run twice (on the state its command carries, then locked) meets
-    the same fault both times."""
+def injected(task_name: str, work: W) -> W:
+    """`work` as it is, or, when PETSTORE_FAULTS names a fault for `task_name`, `work` that
+    meets that fault after doing its work, before its transaction commits."""
     fault = configured().get(task_name)
-    if fault is None or (fault.kind != "delay" and random.random() >= fault.value):
-        return _none
-    return partial(_inject, fault, task_name)
+    if fault is None:
+        return work
 
+    @wraps(work)
+    def faulty(*args: Any, **kwargs: Any) -> Any:
+        reply = work(*args, **kwargs)
+        if fault.kind == "delay" or random.random() < fault.value:
+            _inject(fault, task_name)
+        return reply
 
-def _none() -> None:
-    pass
+    return faulty  # type: ignore[return-value]
 
 
 def _inject(fault: Fault, task_name: str) -> None:

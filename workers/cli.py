@@ -14,9 +14,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
 from models.db import unit_of_work
-from models.saga import SAGA_STATUSES, Saga
-from sagas import engine
-from sagas.registry import DEFINITIONS
+from models.saga import IN_FLIGHT, SAGA_STATUSES, Saga
+from sagas import check, engine
+from sagas.registry import DEFINITIONS, registered, step_name
 
 
 def _when(moment) -> str:
@@ -24,7 +24,7 @@ def _when(moment) -> str:
 
 
 def _step_name(saga: Saga) -> str:
-    return DEFINITIONS[saga.kind].steps[saga.current_step].name
+    return step_name(saga.kind, saga.definition_version, saga.current_step)
 
 
 @click.group()
@@ -81,6 +81,37 @@ def _current(kind: str) -> str | None:
     """The version of `kind` that this code runs; None for a kind it no longer defines."""
     definition = DEFINITIONS.get(kind)
     return definition.version if definition else None
+
+
+@saga.command("check")
+@click.option("--record", "recording", is_flag=True,
+              help="First record this code's versions as deployed (sagas/versions.json).")
+@click.pass_context
+def check_definitions(ctx: click.Context, recording: bool) -> None:
+    """Fail when this code would strand sagas: a definition changed without its old version
+    kept, a task a definition sends that no worker defines, or sagas in flight on a
+    version this code does not have (read from the database).
+    """
+    if recording:
+        check.record(DEFINITIONS.values())
+    app = ctx.obj.app
+    app.loader.import_default_modules()
+    problems = [*check.unkept(DEFINITIONS.values(), registered(), check.recorded()),
+                *check.untasked(registered(), app.tasks)]
+    have = {(definition.kind, definition.version) for definition in registered()}
+    query = (select(Saga.kind, Saga.definition_version, func.count())
+             .where(Saga.status.in_(IN_FLIGHT), Saga.definition_version.is_not(None))
+             .group_by(Saga.kind, Saga.definition_version))
+    with unit_of_work() as session:
+        problems += [f"{count} {kind} sagas in flight run on {version}, which this code does "
+                     "not have: keep it in sagas/retired.py"
+                     for kind, version, count in session.execute(query)
+                     if (kind, version) not in have]
+    for problem in problems:
+        click.echo(problem, err=True)
+    if problems:
+        raise click.ClickException(f"{len(problems)} problem(s): this deploy would strand sagas")
+    click.echo(f"every saga can finish: {len(have)} definition versions registered")
 
 
 @saga.command()

@@ -4,27 +4,26 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from celery import Task
 
-from sagas.engine import Delivery
-from sagas.runner import StepFunction, run_step
+from models.db import utcnow
+from sagas import faults
+from sagas.engine import Delivery, Work, run_step
 from workers.celery_app import app
 
 
-def saga_step(name: str) -> Callable[[StepFunction], Task]:
-    def register(function: StepFunction) -> Task:
+def saga_step(name: str) -> Callable[[Work], Task]:
+    def register(function: Work) -> Task:
+        work = faults.injected(name, function)
+
         @app.task(name=name, bind=True, max_retries=None)
-        def step_task(self: Task, saga_id: str, step: str, phase: str,
-                      sent: dict[str, Any] | None = None) -> None:
-            # `sent`: the saga's state as the engine sent the command, absent from one sent
-            # by hand (`celery call`); a retry acts on the saga as it is now.
-            delivery = Delivery(saga_id, step, phase, task_id=self.request.id,
-                                sent=None if self.request.retries else sent)
-            # A redelivered message may have killed its worker: it is counted first.
+        def step_task(self: Task, saga_id: str, step: str, phase: str) -> None:
+            # A redelivered message may have killed its worker: the engine counts it first.
             redelivered = bool((self.request.delivery_info or {}).get("redelivered"))
-            retry_in = run_step(name, function, delivery, redelivered=redelivered)
+            delivery = Delivery(saga_id, step, phase, task_id=self.request.id,
+                                started_at=utcnow(), redelivered=redelivered)
+            retry_in = run_step(name, work, delivery)
             if retry_in is not None:
                 # The engine counts attempts; Celery only waits and delivers again.
                 raise self.retry(countdown=retry_in)

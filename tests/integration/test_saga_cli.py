@@ -150,17 +150,38 @@ def test_a_wrong_id_is_a_clear_error(args, error):
     assert (result.returncode, result.stdout, result.stderr) == (1, "", f"Error: {error}\n")
 
 
+def on_version(saga_id: str, version: str) -> None:
+    with unit_of_work() as session:
+        session.get(Saga, uuid.UUID(saga_id)).definition_version = version
+
+
 def test_versions_lists_each_kinds_definitions_with_their_sagas(order_async):
     _, saga_id = order_async()  # no worker runs here: the saga waits at its first step
     with unit_of_work() as session:
-        saga = session.get(Saga, uuid.UUID(saga_id))
-        assert saga.definition_version == create_order.version
-        # As if a deploy had changed create_order since this saga started.
-        saga.definition_version = "0ld0ld0ld0ld"
-    result = saga_cli("versions")
+        assert session.get(Saga, uuid.UUID(saga_id)).definition_version == create_order.version
+    on_version(saga_id, "0ld0ld0ld0ld")  # as if a deploy had changed create_order since
+    try:
+        result = saga_cli("versions")
+    finally:
+        on_version(saga_id, create_order.version)
     assert result.returncode == 0, result.stderr
     rows = [line.split(None, 3) for line in result.stdout.splitlines()[1:]]
     assert ["create_order", create_order.version, "current"] in [row[:3] for row in rows]
     [older] = [line for line in result.stdout.splitlines() if "0ld0ld0ld0ld" in line]
     assert older.split()[0] == "create_order"
     assert "running 1" in older and "current" not in older
+
+
+def test_check_fails_while_sagas_in_flight_run_on_a_version_this_code_lacks(order_async):
+    passed = saga_cli("check")
+    assert passed.returncode == 0, passed.stderr
+    assert passed.stdout.startswith("every saga can finish")
+    _, saga_id = order_async()
+    on_version(saga_id, "0ld0ld0ld0ld")
+    try:
+        failed = saga_cli("check")
+    finally:
+        on_version(saga_id, create_order.version)
+    assert failed.returncode == 1
+    assert "1 create_order sagas in flight run on 0ld0ld0ld0ld" in failed.stderr
+    assert "this deploy would strand sagas" in failed.stderr

@@ -48,5 +48,6 @@ def test_a_scaled_saga_waits_longer_between_tries_and_is_the_same_saga():
     assert scaled.version == slow.version
     hold = scaled.steps[0]
     assert (hold.retry.attempts, hold.retry.backoff, hold.retry.max_backoff) == (4, 5.0, 300.0)
-    assert 5.0 <= hold.retry.delay(2) <= 10.0  # half to all of the doubled 5 s backoff
+    # half to all of the doubled 5 s backoff
+    assert (hold.retry.delay(2, jitter=0), hold.retry.delay(2, jitter=1)) == (5.0, 10.0)
     assert hold.compensation_retry.backoff == 10 * HOLD.compensation_retry.backoff

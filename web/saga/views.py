@@ -13,7 +13,7 @@ from sqlalchemy.orm import selectinload
 
 from models.db import INT64_MAX, unit_of_work
 from models.saga import SAGA_STATUSES, Saga
-from sagas.registry import DEFINITIONS
+from sagas.registry import DEFINITIONS, step_name
 from web.api import Blueprint
 from web.auth import current_user, login_required
 
@@ -47,7 +47,7 @@ class SagaSchema(Schema):
     endedAt = fields.DateTime(attribute="ended_at", allow_none=True)
 
     def step_name(self, saga: Saga) -> str:
-        return DEFINITIONS[saga.kind].steps[saga.current_step].name
+        return step_name(saga.kind, saga.definition_version, saga.current_step)
 
 
 class SagaWithStepsSchema(SagaSchema):
