@@ -18,8 +18,11 @@ from workers.celery_app import QUEUES, app
 
 class WorkerProcess:
     def __init__(self, log_path: Path, name: str = "test", *, beat: bool = True,
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, app_module: str = "workers") -> None:
+        """`app_module`: the module `celery -A` loads, the project's `workers` unless a
+        test runs other code (tests/support/deployed.py: a deploy's)."""
         self.log_path = log_path
+        self.app_module = app_module
         self.name = f"{name}-{os.getpid()}@localhost"
         self.beat = beat
         self.env = {**os.environ, **(env or {})}
@@ -27,7 +30,7 @@ class WorkerProcess:
 
     def start(self, timeout: float = 30.0) -> WorkerProcess:
         schedule = self.log_path.with_suffix(".schedule")
-        command = [sys.executable, "-m", "celery", "-A", "workers", "worker",
+        command = [sys.executable, "-m", "celery", "-A", self.app_module, "worker",
                    *(["--beat", "--schedule", str(schedule)] if self.beat else []),
                    "--queues", ",".join(QUEUES),
                    "--hostname", self.name, "--concurrency", "2", "--loglevel", "INFO",
