@@ -6,6 +6,7 @@ COPY web web
 COPY workers workers
 COPY sagas sagas
 COPY models models
+COPY common common
 COPY petstore petstore
 RUN pip install --no-cache-dir . && useradd --create-home petstore && mkdir -p /data/uploads \
     && chown -R petstore /data

@@ -11,8 +11,8 @@ from functools import cache
 import redis
 from sqlalchemy import text
 
+from common.settings import get_settings
 from models.db import unit_of_work
-from petstore.settings import get_settings
 from workers.celery_app import app
 
 DONE_KEY = "bench:chains-done"

@@ -312,8 +312,8 @@ def main() -> int:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     with servers():
+        from common.settings import get_settings
         from models.db import check_connections_before_use
-        from petstore.settings import get_settings
         from workers import relay  # noqa: F401  (sends each saga's first command on commit)
 
         check_connections_before_use(False)  # as in a worker process

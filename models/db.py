@@ -12,7 +12,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
-from petstore.settings import get_settings
+from common.settings import get_settings
 
 # Stable constraint names keep Alembic migrations reviewable.
 NAMING = {

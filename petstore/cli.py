@@ -15,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from petstore.settings import PROJECT_ROOT, RunRecord, Settings, data_dir_of, write_private
+from common.settings import PROJECT_ROOT, RunRecord, Settings, data_dir_of, write_private
 
 
 @click.group()
@@ -35,9 +35,9 @@ def migrate() -> None:
 @cli.command("ensure-owner")
 def ensure_owner_command() -> None:
     """Create or update the store owner named by PETSTORE_OWNER."""
+    from common.settings import get_settings
     from models.db import unit_of_work
     from models.user import ensure_owner
-    from petstore.settings import get_settings
 
     owner = get_settings().owner
     if owner is None:

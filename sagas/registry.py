@@ -8,12 +8,12 @@ would strand some.
 
 from __future__ import annotations
 
-from petstore.settings import get_settings
+from common.settings import get_settings
 from sagas.definition import SagaDefinition
 from sagas.orders import approve_order, cancel_order, create_order, deliver_order
 from sagas.retired import RETIRED
 
-# The definitions new sagas start on.
+# The definitions of sagas/orders.py, which new sagas start on.
 DEFINITIONS: dict[str, SagaDefinition] = {
     d.kind: d for d in (create_order, approve_order, deliver_order, cancel_order)
 }

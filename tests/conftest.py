@@ -96,9 +96,9 @@ def worker():
 
 @pytest.fixture(scope="session")
 def app():
+    from common.settings import get_settings
     from models.db import unit_of_work
     from models.user import ensure_owner
-    from petstore.settings import get_settings
     from web import create_app
 
     with unit_of_work() as session:
@@ -121,7 +121,7 @@ def _login(client, username: str, password: str) -> dict[str, str]:
 @pytest.fixture(scope="session")
 def owner(app) -> dict[str, str]:
     """Headers that authenticate the store owner."""
-    from petstore.settings import get_settings
+    from common.settings import get_settings
 
     return _login(app.test_client(), *get_settings().owner)
 

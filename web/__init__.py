@@ -13,8 +13,8 @@ from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
 # The Celery app, set up with its after-commit relay: a request's messages go out at commit.
 import workers  # noqa: F401
-from petstore import logs
-from petstore.settings import get_settings
+from common import logs
+from common.settings import get_settings
 from web import docs, headers, metrics, pet, photo, saga, store, user
 from web.api import Api, BoundedJSONProvider, error_maps, error_response, use_path_ids
 from web.auth import SECURITY_SCHEMES

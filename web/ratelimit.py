@@ -13,7 +13,7 @@ from functools import cache
 
 import redis
 
-from petstore.settings import get_settings
+from common.settings import get_settings
 
 WINDOW_SECONDS = 3600
 log = logging.getLogger(__name__)

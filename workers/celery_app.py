@@ -3,7 +3,7 @@
 Its configuration is lazy: `config()` runs when Celery first needs it (to reach the broker,
 to start a worker), not when the app is imported. So `celery -A workers --help` and the
 `saga` commands load with no servers configured, and a command that must reach a server
-says which one it could not find (`petstore.settings.ServerNotFound`).
+says which one it could not find (`common.settings.ServerNotFound`).
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from celery.signals import worker_process_init
 from kombu import Exchange, Queue
 from sqlalchemy.exc import InterfaceError, OperationalError
 
+from common.settings import get_settings
 from models.db import check_connections_before_use
-from petstore.settings import get_settings
 
 QUEUES = ("pets", "photos", "orders", "inventory", "sagas")
 # Task names are `service.action`; the service's name picks its queue.

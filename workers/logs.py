@@ -1,4 +1,4 @@
-"""Worker logs name the saga of the task that runs (see `petstore.logs`)."""
+"""Worker logs name the saga of the task that runs (see `common.logs`)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 from celery.signals import after_setup_logger, after_setup_task_logger, task_prerun
 
-from petstore import logs
+from common import logs
 
 TASK_FORMAT = logs.FORMAT.replace("logger=%(name)s", "task=%(task_name)s task_id=%(task_id)s")
 

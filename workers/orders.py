@@ -8,10 +8,10 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from common.logs import saga_logged
+from common.settings import get_settings
 from models import order as orders
 from models.db import unit_of_work
-from petstore.logs import saga_logged
-from petstore.settings import get_settings
 from sagas import engine
 from sagas import orders as order_sagas
 from workers.celery_app import app

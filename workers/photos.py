@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from common.settings import get_settings
 from models.db import unit_of_work
 from models.photo import create_photos as record_photos
 from models.photo import forget_pet_photos, stored_file
-from petstore.settings import get_settings
 from workers.celery_app import app
 
 

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from petstore.settings import PROJECT_ROOT
+from common.settings import PROJECT_ROOT
 
 pytestmark = pytest.mark.slow
 

@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
-from petstore.settings import get_settings
+from common.settings import get_settings
 from tests.support.generated_client import generated_client, served, tiny_png
 from tests.support.waiting import eventually
 

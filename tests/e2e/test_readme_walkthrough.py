@@ -24,8 +24,8 @@ from pathlib import Path
 
 import pytest
 
+from common.settings import PROJECT_ROOT
 from petstore.embedded import free_port
-from petstore.settings import PROJECT_ROOT
 from tests.support.processes import stop_group
 
 pytestmark = pytest.mark.slow  # starts the whole system, twice

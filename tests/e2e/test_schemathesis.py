@@ -94,7 +94,7 @@ def settling(app, worker):
 @pytest.fixture(scope="module")
 def owner_token(settling) -> str:
     """A token of the store owner's own, so that the session's `owner` token is untouched."""
-    from petstore.settings import get_settings
+    from common.settings import get_settings
 
     username, password = get_settings().owner
     response = FUZZED_APP.test_client().get(

@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from common.settings import PROJECT_ROOT, get_settings
 from petstore.embedded import free_port
-from petstore.settings import PROJECT_ROOT, get_settings
 from tests.support.processes import stop_group
 from tests.support.waiting import eventually
 

@@ -26,7 +26,7 @@ def scratch_database(monkeypatch):
         conn.execute(f'CREATE DATABASE "{name}"')
     scratch = url.set(database=name).render_as_string(False)
     monkeypatch.setenv("DATABASE_URL", scratch)
-    from petstore.settings import get_settings
+    from common.settings import get_settings
 
     get_settings.cache_clear()
     dispose()

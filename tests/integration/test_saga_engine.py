@@ -19,6 +19,7 @@ import pytest
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
+from common.settings import get_settings
 from models.db import unit_of_work, utcnow
 from models.outbox import COMMAND, OutboxMessage
 from models.saga import (
@@ -32,7 +33,6 @@ from models.saga import (
     Saga,
     SagaStep,
 )
-from petstore.settings import get_settings
 from sagas import engine, faults, registry
 from sagas.definition import Retry, SagaDefinition, Step
 from sagas.engine import Delivery

@@ -87,7 +87,7 @@ def test_every_write_in_the_served_document_needs_credentials(client):
 
 
 def test_every_write_refuses_a_bad_or_a_cookie_only_token(client, owner):
-    from petstore.settings import get_settings
+    from common.settings import get_settings
 
     token = owner["api_key"]
     client.set_cookie(COOKIE, token)

@@ -16,9 +16,9 @@ import uuid
 import pytest
 from sqlalchemy import select, text
 
+from common.settings import get_settings
 from models.db import unit_of_work
 from models.user import User, UsernameTaken, create_users
-from petstore.settings import get_settings
 from web.auth import COOKIE
 
 PASSWORD_HINT = "currentPassword"

@@ -113,7 +113,7 @@ def test_signing_up_with_a_taken_username_is_a_conflict(client, sign_up):
 
 
 def test_signing_up_with_the_owners_username_is_a_conflict(client):
-    from petstore.settings import get_settings
+    from common.settings import get_settings
 
     owner_name, owner_password = get_settings().owner
     response = client.post("/v2/user", json={"username": owner_name, "password": "mine"})

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 import yaml
 
+from common.settings import PROJECT_ROOT
 from petstore.cli import cli
-from petstore.settings import PROJECT_ROOT
 from workers.celery_app import QUEUES
 
 COMPOSE = PROJECT_ROOT / "docker-compose.yml"

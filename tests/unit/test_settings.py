@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from petstore import settings as settings_module
-from petstore.settings import RunRecord, ServerNotFound, Settings
+from common import settings as settings_module
+from common.settings import RunRecord, ServerNotFound, Settings
 
 BASE = {"DATABASE_URL": "postgresql://u:pw@db.example:5432/petstore",
         "REDIS_URL": "redis://cache:6379/0"}

@@ -15,11 +15,11 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from common.logs import saga_logged
 from models.db import unit_of_work
 from models.order import Order, TooManyOpenOrders, check_open_orders, get_order, new_order_id
 from models.saga import COMPENSATED, COMPLETED, FAILED, Saga
 from models.user import User
-from petstore.logs import saga_logged
 from sagas import engine
 from sagas.definition import SagaDefinition
 from sagas.registry import definition_of
@@ -134,7 +134,7 @@ def _answer(saga: Saga) -> Any:
 def _refusal_status(saga: Saga) -> int | None:
     """The status of the refusal that undid the saga: that of its type, which the saga's
     definition declares; None when no participant refused (an injected fault, say)."""
-    refusal = definition_of(saga.kind).refusal(saga.error_code)
+    refusal = definition_of(saga.kind, saga.definition_version).refusal(saga.error_code)
     return status_of(refusal) if refusal else None
 
 

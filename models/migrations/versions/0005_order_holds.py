@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from petstore.settings import get_settings
+from common.settings import get_settings
 
 revision: str = "0005"
 down_revision: str | None = "0004"

@@ -1,0 +1,1 @@
+"""The ground every layer stands on: settings from the environment, and logging."""
