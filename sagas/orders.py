@@ -1,7 +1,8 @@
 """The order sagas: each reads as the story of its flow.
 
 A step names the participant's tasks (`service.action`), never its code; replies merge
-into the saga's data, which the later steps and the compensations read.
+into the saga's data, which the later steps and the compensations read. A last step has no
+compensation: once it answers the saga is complete, and nothing turns a complete saga back.
 
 The inventory counts a pet's moves in an order through the saga's own last step, not
 through the pet's events; a saga that does not complete has the pet service announce the
@@ -32,8 +33,7 @@ create_order = SagaDefinition("create_order", steps=(
          business_errors=(PetNotAvailable, PetNotFound)),
     Step("place_order", action="orders.place_order", compensation="orders.cancel_order",
          business_errors=(OrderIdTaken, TooManyOpenOrders)),
-    Step("count_reservation", action="inventory.reserve_stock",
-         compensation="inventory.release_stock", retry=Retry(attempts=5)),
+    Step("count_reservation", action="inventory.reserve_stock", retry=Retry(attempts=5)),
 ), if_not_completed="pets.announce_pet")
 
 approve_order = SagaDefinition("approve_order", steps=(
@@ -41,8 +41,7 @@ approve_order = SagaDefinition("approve_order", steps=(
          business_errors=(OrderNotPlaced, OrderNotFound)),
     Step("sell_pet", action="pets.sell_pet", compensation="pets.unsell_pet",
          business_errors=(PetNotHeld,)),
-    Step("count_sale", action="inventory.count_sale", compensation="inventory.uncount_sale",
-         retry=PATIENT),
+    Step("count_sale", action="inventory.count_sale", retry=PATIENT),
 ), if_not_completed="pets.announce_pet")
 
 deliver_order = SagaDefinition("deliver_order", steps=(

@@ -26,22 +26,10 @@ def reserve_stock(session: Session, order: dict[str, Any]) -> None:
     apply_pet_status(session, order["pet_id"], "pending", order["pet_version"])
 
 
-@saga_step("inventory.release_stock")
-def release_stock(session: Session, order: dict[str, Any]) -> None:
-    """Undo `reserve_stock`: available again, as of the version its release will have."""
-    apply_pet_status(session, order["pet_id"], "available", order["pet_version"] + 1)
-
-
 @saga_step("inventory.count_sale")
 def count_sale(session: Session, order: dict[str, Any]) -> None:
     """Count the pet as sold, as of the sale's version."""
     apply_pet_status(session, order["pet_id"], "sold", order["pet_version"])
-
-
-@saga_step("inventory.uncount_sale")
-def uncount_sale(session: Session, order: dict[str, Any]) -> None:
-    """Undo `count_sale`: pending again, as of the version its undoing will have."""
-    apply_pet_status(session, order["pet_id"], "pending", order["pet_version"] + 1)
 
 
 @saga_step("inventory.count_release")
