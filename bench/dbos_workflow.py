@@ -157,7 +157,8 @@ def serve(url: str, concurrency: int, polling: float, ready: Path) -> None:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     DBOS(config={"name": APP, "system_database_url": url, "log_level": "WARNING"})
     DBOS.launch()
-    DBOS.register_queue(QUEUE, worker_concurrency=concurrency, polling_interval_sec=polling)
+    DBOS.register_queue(QUEUE, worker_concurrency=concurrency or None,
+                        polling_interval_sec=polling)
     ready.touch()
     stop.wait()
     DBOS.destroy(workflow_completion_timeout_sec=5)

@@ -306,6 +306,9 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2,
                         help="worker processes (prefork concurrency)")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--dbos-concurrency", type=int,
+                        help="workflows DBOS runs at once (default: as many as the worker's "
+                             "processes; 0: no limit, DBOS's own default)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     if not dbos_workflow.INSTALLED:
@@ -322,7 +325,9 @@ def main() -> int:
             run_chains(50, commit=True)
             run_sagas(make_pets(50))
             meter = CpuMeter(process.pid)
-            dbos = partial(measure_dbos, url=dbos_url, processes=args.workers,
+            concurrency = args.workers if args.dbos_concurrency is None else (
+                args.dbos_concurrency)
+            dbos = partial(measure_dbos, url=dbos_url, processes=concurrency,
                            log=work / "dbos.log") if dbos_url else None
             rounds = [measure_round(args.sagas, meter, dbos) for _ in range(args.rounds)]
             median = sorted(rounds, key=lambda r: r.ratio)[len(rounds) // 2]
