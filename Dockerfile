@@ -1,7 +1,7 @@
 FROM python:3.11-slim
 WORKDIR /app
 ENV PYTHONUNBUFFERED=1 HOST=0.0.0.0 PORT=8000
-COPY pyproject.toml setup.cfg README.md ./
+COPY pyproject.toml setup.cfg README.md Procfile ./
 COPY web web
 COPY workers workers
 COPY sagas sagas

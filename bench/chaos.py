@@ -369,6 +369,7 @@ def figures(load: Load, after_fault: float, after_load: float) -> dict[str, Any]
         "sagas started": sum(sagas.values()),
         "sagas completed": sagas.get("completed", 0),
         "sagas compensated": sagas.get("compensated", 0),
+        "sagas refused": sagas.get("refused", 0),
         "sagas failed": sagas.get("failed", 0),
         "sagas still running": sagas.get("running", 0) + sagas.get("compensating", 0),
         "2xx answers whose work is missing": missing,

@@ -22,9 +22,12 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from models.db import Base, utcnow
 
-RUNNING, COMPLETED, COMPENSATING, COMPENSATED, FAILED = (
-    "running", "completed", "compensating", "compensated", "failed")
-SAGA_STATUSES = (RUNNING, COMPLETED, COMPENSATING, COMPENSATED, FAILED)
+RUNNING, COMPLETED, COMPENSATING, COMPENSATED, REFUSED, FAILED = (
+    "running", "completed", "compensating", "compensated", "refused", "failed")
+SAGA_STATUSES = (RUNNING, COMPLETED, COMPENSATING, COMPENSATED, REFUSED, FAILED)
+# A saga that ended: completed; compensated (steps did work, undone); refused at its first
+# step, before any did work; failed (needs an operator).
+ENDED = (COMPLETED, COMPENSATED, REFUSED, FAILED)
 IN_FLIGHT = (RUNNING, COMPENSATING)
 ACTION, COMPENSATION = "action", "compensation"
 

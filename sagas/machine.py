@@ -23,6 +23,7 @@ from models.saga import (
     COMPLETED,
     FAILED,
     IN_FLIGHT,
+    REFUSED,
     RUNNING,
 )
 from sagas.definition import Refusal, Retry, SagaDefinition, Step
@@ -283,6 +284,8 @@ def _answer(definition: SagaDefinition, saga: SagaState, event: Answered | Refus
             decision = _superseding(decision, delivery, now)
             decision = decision.then(replace(saga, error=f"{delivery.step} refused: {message}",
                                              error_code=code))
+            if saga.current_step == 0:  # refused before any step did work: nothing to undo
+                return _end(definition, decision, REFUSED, now)
             return _turn_back(definition, decision, now)
         case Failed(delivery, error, jitter):
             return _fail(definition, saga, delivery, error, jitter, now)

@@ -29,10 +29,9 @@ from sqlalchemy.orm import Session
 
 from models.db import unit_of_work
 from models.outbox import OutboxMessage
-from models.saga import COMPENSATED, COMPENSATION, COMPLETED, FAILED, SAGA_STATUSES, Saga, SagaStep
+from models.saga import COMPENSATION, ENDED, SAGA_STATUSES, Saga, SagaStep
 from web.api import error_response
 
-ENDED = (COMPLETED, COMPENSATED, FAILED)
 # Attempts whose participant answered. A `lost` or `superseded` attempt was closed by the
 # engine giving up on it: its length measures a timeout, not the step.
 ANSWERED = ("succeeded", "failed", "refused")
@@ -55,9 +54,9 @@ def _sagas(session: Session) -> list[Metric]:
                                 labels=["kind", "status"])
     started = CounterMetricFamily("petstore_sagas_started", "Sagas started, by kind.",
                                   labels=["kind"])
-    ended = CounterMetricFamily("petstore_sagas_ended",
-                                "Sagas that reached an end (completed, compensated, failed).",
-                                labels=["kind", "status"])
+    ended = CounterMetricFamily(
+        "petstore_sagas_ended", "Sagas that reached an end (completed, compensated, refused, "
+        "failed).", labels=["kind", "status"])
     for kind, by_status in sorted(counts.items()):
         # Every status of every known kind, zeros included, so rates and alerts see series.
         for status in SAGA_STATUSES:

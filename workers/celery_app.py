@@ -8,10 +8,11 @@ says which one it could not find (`common.settings.ServerNotFound`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from celery import Celery, Task
-from celery.signals import worker_process_init
+from celery.signals import beat_init, worker_process_init
 from kombu import Exchange, Queue
 from sqlalchemy.exc import InterfaceError, OperationalError
 
@@ -19,6 +20,11 @@ from common.settings import get_settings
 from models.db import check_connections_before_use
 
 QUEUES = ("pets", "photos", "orders", "inventory", "sagas")
+# What beat runs every few seconds. Flower's task list and the workers' logs are for saga
+# steps, not for these: they send no task events, beat sends none for them (`_quiet_beat`),
+# and Celery's routine lines about them are left out of the logs (`workers.logs`). What one
+# of them does, it logs itself; its failures are logged as any task's.
+HOUSEKEEPING = ("outbox.relay", "sagas.sweep", "orders.expire_holds")
 # Task names are `service.action`; the service's name picks its queue.
 ROUTES = {
     "pets.*": {"queue": "pets"},
@@ -83,6 +89,18 @@ class ServiceTask(Task):
 app = Celery("petstore", include=TASK_MODULES, task_cls=ServiceTask)
 # A promise: Celery calls `config` the first time its configuration is read.
 app.add_defaults(config)
+
+
+def housekeeping(name: str) -> Callable[[Callable[..., Any]], Task]:
+    """A periodic task of HOUSEKEEPING: no events, no result."""
+    assert name in HOUSEKEEPING, name
+    return app.task(name=name, ignore_result=True, send_events=False)
+
+
+@beat_init.connect
+def _quiet_beat(sender: Any, **_: Any) -> None:
+    """Beat publishes nothing but housekeeping: no `task-sent` events for Flower."""
+    sender.app.conf.task_send_sent_event = False
 
 
 @worker_process_init.connect

@@ -14,7 +14,7 @@ from models import order as orders
 from models.db import unit_of_work
 from sagas import engine
 from sagas import orders as order_sagas
-from workers.celery_app import app
+from workers.celery_app import housekeeping
 from workers.steps import saga_step
 
 log = logging.getLogger(__name__)
@@ -65,7 +65,7 @@ def deliver_order(session: Session, order: dict[str, Any]) -> None:
     orders.deliver_order(session, order["order_id"])
 
 
-@app.task(name="orders.expire_holds")
+@housekeeping("orders.expire_holds")
 def expire_holds() -> int:
     """Start a cancel-order saga for each placed order whose hold passed unapproved.
 

@@ -28,7 +28,7 @@ from models.db import bookkeeping_engine, unit_of_work, utcnow
 from models.events import subscribers
 from models.outbox import COMMAND, EVENT, PENDING_KEY, Message, OutboxMessage
 from sagas import faults
-from workers.celery_app import app
+from workers.celery_app import app, housekeeping
 
 log = logging.getLogger(__name__)
 BATCH = 200
@@ -160,7 +160,7 @@ def install() -> None:
         event.listen(Session, "after_soft_rollback", _after_rollback)
 
 
-@app.task(name="outbox.relay", ignore_result=True)
+@housekeeping("outbox.relay")
 def relay_pending() -> int:
     """Send what the after-commit relay could not."""
     total = 0
@@ -168,5 +168,7 @@ def relay_pending() -> int:
         total += sent
         if sent < BATCH:
             break
+    if total:
+        log.info("outbox relay: sent %d messages left behind", total)
     return total
 

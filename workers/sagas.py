@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import logging
+
 from models.db import unit_of_work
 from sagas import engine
-from workers.celery_app import app
+from workers.celery_app import housekeeping
+
+log = logging.getLogger(__name__)
 
 
-@app.task(name="sagas.sweep")
+@housekeeping("sagas.sweep")
 def sweep() -> int:
     """Dispatch again the step of every saga that made no progress past its timeout."""
     with unit_of_work() as session:
-        return engine.sweep(session)
+        overdue = engine.sweep(session)
+    if overdue:
+        log.info("dispatched again the steps of %d overdue sagas", overdue)
+    return overdue

@@ -9,7 +9,7 @@ from celery import Task
 
 from models.db import utcnow
 from sagas import faults
-from sagas.engine import Delivery, Work, run_step
+from sagas.engine import Delivery, StepRefused, Work, run_step
 from workers.celery_app import app
 
 
@@ -17,7 +17,9 @@ def saga_step(name: str) -> Callable[[Work], Task]:
     def register(function: Work) -> Task:
         work = faults.injected(name, function)
 
-        @app.task(name=name, bind=True, max_retries=None)
+        # A refusal is the step's answer, not a fault: Celery reports the task failed with
+        # the refusal's reason and logs one INFO line, no traceback (`throws`).
+        @app.task(name=name, bind=True, max_retries=None, throws=(StepRefused,))
         def step_task(self: Task, saga_id: str, step: str, phase: str) -> None:
             # A redelivered message may have killed its worker: the engine counts it first.
             redelivered = bool((self.request.delivery_info or {}).get("redelivered"))

@@ -12,12 +12,17 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
+from models.db import unit_of_work, utcnow
+from models.outbox import COMMAND, OutboxMessage
 from petstore.embedded import free_port
 from tests.support.waiting import eventually
+from workers.celery_app import HOUSEKEEPING
 
 STEP_TASKS = {"pets.reserve_pet", "orders.place_order", "inventory.reserve_stock"}
 
@@ -79,6 +84,12 @@ class Flower:
         assert status == 200, body
         return json.loads(body)
 
+    def workers_heard(self) -> dict[str, bool]:
+        """The workers Flower knows from their events (heartbeats), alive or not."""
+        status, body = get(f"{self.base}/api/workers?status=true")
+        assert status == 200, body
+        return json.loads(body)
+
 
 @pytest.fixture(scope="module")
 def flower(worker, tmp_path_factory):
@@ -86,9 +97,10 @@ def flower(worker, tmp_path_factory):
     process = Flower(tmp_path_factory.mktemp("flower") / "flower.log",
                      FLOWER_UNAUTHENTICATED_API="true").start()
     try:
-        # Beat sends outbox.relay and sagas.sweep every half second: once Flower lists one,
-        # its event receiver is connected and sees everything sent from now on.
-        eventually(lambda: process.tasks(limit="1"), timeout=20, interval=0.2)
+        # Once Flower has heard the worker's heartbeat (every 2 s), its event receiver is
+        # connected and sees every task event sent from now on.
+        eventually(lambda: process.workers_heard().get(worker.name), timeout=20,
+                   interval=0.2)
         yield process
     finally:
         process.stop()
@@ -134,3 +146,35 @@ def test_flower_with_basic_auth_refuses_requests_without_credentials(tmp_path):
         assert get(f"{flower.base}/api/tasks", right)[0] == 200
     finally:
         flower.stop()
+
+
+def a_command_left_behind() -> uuid.UUID:
+    """A command the after-commit relay never sent, as after a crash: only the periodic
+    relay sends it. It is for no saga, so its receiver takes it and changes nothing."""
+    message_id = uuid.uuid4()
+    with unit_of_work() as session:
+        session.add(OutboxMessage(
+            message_id=message_id, kind=COMMAND, name="pets.reserve_pet",
+            payload={"saga_id": str(uuid.uuid4()), "step": "reserve_pet", "phase": "action"},
+            created_at=utcnow() - timedelta(minutes=5)))
+    return message_id
+
+
+def sent(message_id: uuid.UUID) -> bool:
+    with unit_of_work() as session:
+        return session.scalar(select(OutboxMessage.sent_at).where(
+            OutboxMessage.message_id == message_id)) is not None
+
+
+def test_housekeeping_fills_neither_flower_nor_the_workers_log(flower, worker):
+    # Beat runs every housekeeping task every half second here; the command left behind
+    # going out shows the periodic relay ran, and the step it carries ran too.
+    message_id = a_command_left_behind()
+    eventually(lambda: sent(message_id), timeout=15, interval=0.2)
+    eventually(lambda: flower.tasks(search=str(message_id)), timeout=15, interval=0.2)
+    listed = {task["name"] for task in flower.tasks().values()}
+    assert "pets.reserve_pet" in listed and not listed & set(HOUSEKEEPING)
+    # Its log records, not the banner that lists every task at start.
+    records = [line for line in worker.log_path.read_text().splitlines()
+               if line.startswith("ts=")]
+    assert not [line for line in records if any(name in line for name in HOUSEKEEPING)]

@@ -99,7 +99,7 @@ def test_an_order_for_a_pet_that_is_not_available_is_a_conflict(client, owner, c
     assert "not available" in response.json["message"]
     assert "orderId" not in response.json  # never placed
     with unit_of_work() as session:
-        assert session.get(Saga, uuid.UUID(response.json["sagaId"])).status == "compensated"
+        assert session.get(Saga, uuid.UUID(response.json["sagaId"])).status == "refused"
 
 
 def test_an_order_for_a_missing_pet_is_not_found(client, customer):

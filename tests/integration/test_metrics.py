@@ -63,8 +63,8 @@ def _seed(data: Seeded) -> list[int]:
     sagas = {status: [Saga(id=uuid.uuid4(), kind=data.kind, status=status, payload={},
                            deadline_at=None, ended_at=None if status == "running" else now)
                       for _ in range(count)]
-             for status, count in (("completed", 2), ("compensated", 1), ("failed", 1),
-                                   ("running", 1))}
+             for status, count in (("completed", 2), ("compensated", 1), ("refused", 1),
+                                   ("failed", 1), ("running", 1))}
     completed, compensated, failed = (sagas["completed"][0], sagas["compensated"][0],
                                       sagas["failed"][0])
 
@@ -119,11 +119,12 @@ def value(samples: Samples, name: str, **labels: str) -> float:
 
 def test_sagas_by_kind_and_status(metrics_app, seeded):
     _, samples = scrape(metrics_app)
-    expected = {"running": 1, "completed": 2, "compensating": 0, "compensated": 1, "failed": 1}
+    expected = {"running": 1, "completed": 2, "compensating": 0, "compensated": 1,
+                "refused": 1, "failed": 1}
     for status, count in expected.items():
         assert value(samples, "petstore_sagas", kind=seeded.kind, status=status) == count
-    assert value(samples, "petstore_sagas_started_total", kind=seeded.kind) == 5
-    for status, count in (("completed", 2), ("compensated", 1), ("failed", 1)):
+    assert value(samples, "petstore_sagas_started_total", kind=seeded.kind) == 6
+    for status, count in (("completed", 2), ("compensated", 1), ("refused", 1), ("failed", 1)):
         assert value(samples, "petstore_sagas_ended_total", kind=seeded.kind,
                      status=status) == count
 

@@ -10,7 +10,7 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import create_engine, inspect
+from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import make_url
 
 from models.db import Base, dispose
@@ -47,4 +47,31 @@ def test_upgrade_matches_the_models_and_downgrade_removes_everything(scratch_dat
 
     command.downgrade(alembic_config(), "base")
     assert inspect(engine).get_table_names() == ["alembic_version"]
+    engine.dispose()
+
+
+def test_sagas_refused_at_their_first_step_are_refused_after_the_upgrade(scratch_database):
+    command.upgrade(alembic_config(), "0006")
+    engine = create_engine(scratch_database)
+    # (current step, error code): refused at the first step; refused later, with steps
+    # undone; given up at the first step with no refusal.
+    ended = {"refused first": (0, "PetNotAvailable"), "refused later": (1, "OrderIdTaken"),
+             "given up first": (0, None)}
+    with engine.begin() as connection:
+        for name, (step, code) in ended.items():
+            connection.execute(text(
+                "INSERT INTO sagas (id, kind, status, payload, current_step, phase, attempt, "
+                "sweeps, version, error, error_code, created_at, updated_at) VALUES "
+                "(:id, 'create_order', 'compensated', '{}', :step, 'action', 1, 0, 3, :name, "
+                ":code, now(), now())"), {"id": uuid.uuid4(), "step": step, "name": name,
+                                          "code": code})
+    command.upgrade(alembic_config(), "head")
+    with engine.connect() as connection:
+        statuses = dict(connection.execute(text("SELECT error, status FROM sagas")).all())
+    assert statuses == {"refused first": "refused", "refused later": "compensated",
+                        "given up first": "compensated"}
+    command.downgrade(alembic_config(), "0006")
+    with engine.connect() as connection:
+        assert set(connection.execute(text("SELECT status FROM sagas")).scalars()) == {
+            "compensated"}
     engine.dispose()

@@ -23,6 +23,8 @@ pytestmark = pytest.mark.slow  # workers killed, faults waited out
 
 ACTIONS = [("reserve_pet", "action"), ("place_order", "action"),
            ("count_reservation", "action")]
+STEP_OF = {"pets.reserve_pet": "reserve_pet", "orders.place_order": "place_order",
+           "inventory.reserve_stock": "count_reservation"}
 
 
 @pytest.fixture
@@ -76,7 +78,7 @@ def commands(saga_id: str) -> list[OutboxMessage]:
 
 def settled_saga(saga_id: str) -> Saga:
     return eventually(lambda: (saga := saga_log(saga_id)[0]).status in (
-        "completed", "compensated", "failed") and saga, timeout=30)
+        "completed", "compensated", "refused", "failed") and saga, timeout=30)
 
 
 def order_status(order_id: int) -> str | None:
@@ -87,23 +89,21 @@ def order_status(order_id: int) -> str | None:
             return None
 
 
-@pytest.mark.parametrize(("fault", "undone"), [
-    ("pets.reserve_pet", []),
-    ("orders.place_order", [("reserve_pet", "compensation", "succeeded")]),
+@pytest.mark.parametrize(("fault", "undone", "ended"), [
+    ("pets.reserve_pet", [], "refused"),  # before any step did work
+    ("orders.place_order", [("reserve_pet", "compensation", "succeeded")], "compensated"),
     ("inventory.reserve_stock", [("place_order", "compensation", "succeeded"),
-                                 ("reserve_pet", "compensation", "succeeded")]),
+                                 ("reserve_pet", "compensation", "succeeded")], "compensated"),
 ])
 def test_a_business_failure_compensates_the_steps_before_it_in_reverse(
-        client, owner, customer, faulty_worker, fault, undone):
-    faulty_worker(f"{fault}=fail")
+        client, owner, customer, faulty_worker, fault, undone, ended):
+    worker = faulty_worker(f"{fault}=fail")
     pet = add_pet(client, owner)
     response = order(client, customer, pet)
     assert response.status_code == 503, response.json
-    assert response.json["sagaStatus"] == "compensated"
+    assert response.json["sagaStatus"] == ended
     saga, log = saga_log(response.json["sagaId"])
-    failed_at = [task for task, _ in ACTIONS].index(
-        {"pets.reserve_pet": "reserve_pet", "orders.place_order": "place_order",
-         "inventory.reserve_stock": "count_reservation"}[fault])
+    failed_at = [task for task, _ in ACTIONS].index(STEP_OF[fault])
     assert log == [(step, phase, "succeeded") for step, phase in ACTIONS[:failed_at]] + [
         (*ACTIONS[failed_at], "refused")] + undone
     assert saga.error_code == "InjectedFailure"
@@ -111,6 +111,11 @@ def test_a_business_failure_compensates_the_steps_before_it_in_reverse(
     assert order_status(saga.payload["order_id"]) in (None, "cancelled")
     assert ("orderId" in response.json) == (order_status(saga.payload["order_id"]) is not None)
     eventually(lambda: settled(pets=[pet["id"]], sagas=[saga.id]))
+    # The refusal is an answer, not a fault: one INFO line in the worker's log, no traceback.
+    lines = worker.log_path.read_text().splitlines()
+    [refused] = [line for line in lines if "StepRefused" in line]
+    assert f"raised expected: StepRefused('{STEP_OF[fault]} refused: " in refused
+    assert "level=INFO" in refused and not any("Traceback" in line for line in lines)
 
 
 @pytest.mark.parametrize(("fault", "attempts"), [

@@ -18,6 +18,7 @@ from models.saga import (
     COMPENSATION,
     COMPLETED,
     FAILED,
+    REFUSED,
     RUNNING,
 )
 from sagas import machine
@@ -165,10 +166,10 @@ def test_a_refusal_in_the_second_step_compensates_the_first():
              error="book_flight refused: full", error_code="NoSeats"))
 
 
-def test_a_refusal_in_the_first_step_ends_compensated_with_nothing_undone_or_told():
+def test_a_refusal_in_the_first_step_ends_refused_with_nothing_undone_or_told():
     AT_HOTEL.when(raises("book_hotel", NoRooms("none left"))).expect(
         entry("book_hotel", "refused", error="NoRooms: none left"),
-        status=COMPENSATED, current_step=0, phase=ACTION, ended_at=NOW, deadline_at=None,
+        status=REFUSED, current_step=0, phase=ACTION, ended_at=NOW, deadline_at=None,
         error="book_hotel refused: none left", error_code="NoRooms")
 
 

@@ -32,8 +32,10 @@ from models.saga import (
     COMPENSATING,
     COMPENSATION,
     COMPLETED,
+    ENDED,
     FAILED,
     IN_FLIGHT,
+    REFUSED,
     RUNNING,
     SAGA_STATUSES,
 )
@@ -56,7 +58,6 @@ from sagas.machine import (
 )
 
 PHASES = (ACTION, COMPENSATION)
-ENDED = (COMPLETED, COMPENSATED, FAILED)
 SUCCEED, REFUSE, GLITCH, CRASH = "succeed", "refuse", "transient", "crash"
 OUTCOMES = (SUCCEED, REFUSE, GLITCH, CRASH)
 # What a run that comes late does; one that dies again simply never comes.
@@ -397,6 +398,9 @@ class Driver:
             assert (saga.phase, saga.current_step) == (ACTION, LAST), where
         if saga.status == FAILED:
             assert saga.phase == COMPENSATION, where  # only a compensation gives up so
+        if saga.status == REFUSED:  # at the first step, by a refusal, before any work
+            assert (saga.current_step, saga.phase) == (0, ACTION), where
+            assert saga.error_code is not None, where
         # A saga that turned back says why; one that goes on or completed has nothing to say.
         assert (saga.error is None) == (saga.status in (RUNNING, COMPLETED)), where
         policy = policy_of(saga)
@@ -431,6 +435,8 @@ class Driver:
             assert actions == list(range(saga.current_step)) and not undone, where
         if saga.status == COMPLETED:
             assert actions == list(range(len(STEPS))) and not undone, where
+        if saga.status == REFUSED:
+            assert not self.effects, where
         if saga.status in (COMPENSATING, FAILED):
             assert saga.current_step in compensable - set(undone), where
             assert all(i > saga.current_step for i in undone), where
@@ -578,4 +584,5 @@ def test_a_step_that_keeps_failing_gives_up_within_its_budget(
     assert (saga.current_step, saga.phase) != waited or saga.status not in IN_FLIGHT, (
         "the step did not give up")
     assert waited not in driver.effects
-    assert saga.status in ((COMPENSATING, COMPENSATED) if waited[1] == ACTION else (FAILED,))
+    assert saga.status in ((COMPENSATING, COMPENSATED, REFUSED) if waited[1] == ACTION
+                           else (FAILED,))

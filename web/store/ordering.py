@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from common.logs import saga_logged
 from models.db import unit_of_work
 from models.order import Order, TooManyOpenOrders, check_open_orders, get_order, new_order_id
-from models.saga import COMPENSATED, COMPLETED, FAILED, Saga
+from models.saga import COMPENSATED, COMPLETED, ENDED, REFUSED, Saga
 from models.user import User
 from sagas import engine
 from sagas.definition import SagaDefinition
@@ -28,7 +28,6 @@ from web.store.schemas import OrderAcceptedSchema
 
 log = logging.getLogger(__name__)
 
-SETTLED = (COMPLETED, COMPENSATED, FAILED)
 
 
 def run(definition: SagaDefinition, payload: dict[str, Any], user: User,
@@ -106,7 +105,7 @@ def _settle(saga_id: uuid.UUID, seconds: float) -> Saga:
     while True:
         with unit_of_work() as session:
             saga = session.get(Saga, saga_id)
-        if saga.status in SETTLED or time.monotonic() >= deadline:
+        if saga.status in ENDED or time.monotonic() >= deadline:
             return saga
         time.sleep(pause)
         pause = min(pause * 2, 0.05)
@@ -118,9 +117,9 @@ def _answer(saga: Saga) -> Any:
     if saga.status == COMPLETED:
         with unit_of_work() as session:
             return get_order(session, order_id)
-    if saga.status == COMPENSATED and (status := _refusal_status(saga)):
+    if saga.status in (REFUSED, COMPENSATED) and (status := _refusal_status(saga)):
         abort(status, message=saga.error, extra=_named_in_error(saga))
-    if saga.status in SETTLED:
+    if saga.status in ENDED:
         abort(503, message=f"The change could not be made and was undone: {saga.error}",
               extra={**_named_in_error(saga), "sagaStatus": saga.status})
     accepted = OrderAcceptedSchema().dump(

@@ -37,7 +37,7 @@ class SagaErrorSchema(ErrorSchema):
 
     sagaId = fields.UUID(metadata={"description": "The saga, at /v2/sagas/{sagaId}"})
     orderId = fields.Integer()
-    sagaStatus = fields.String(metadata={"description": "compensated or failed"})
+    sagaStatus = fields.String(metadata={"description": "compensated, refused or failed"})
 
 
 class OrderAcceptedSchema(Schema):
