@@ -49,6 +49,8 @@ class SagaStep(Base):
     error: Mapped[str | None] = mapped_column(Text)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The worker host that ran the attempt (Celery's hostname); None before revision 0008.
+    worker: Mapped[str | None] = mapped_column(String(200))
 
     __table_args__ = (
         Index("ix_saga_steps_saga_id", "saga_id", "id"),

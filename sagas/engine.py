@@ -142,8 +142,12 @@ def _told(task_name: str, delivery: Delivery, event: Event | None,
 
 def sweep(session: Session) -> int:
     """Dispatch again the current step of every saga past its deadline, of those this
-    deployment has the definitions of (`celery -A workers saga check` names the others)."""
+    deployment has the definitions of; the others are named in a warning."""
     versions = [(definition.kind, definition.version) for definition in registered()]
+    for kind, version, count in store.overdue_elsewhere(session.connection(), versions):
+        log.warning("%d %s sagas are overdue on definition %s, which this deployment does "
+                    "not have: they wait for one that does (celery -A workers saga check)",
+                    count, kind, version)
     overdue = store.lock_overdue(session.connection(), SWEEP_BATCH, versions)
     for saga in overdue:
         # Its step's earlier commands were lost, or are late: none is awaited any more.

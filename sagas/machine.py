@@ -67,6 +67,8 @@ class Delivery:
     started_at: datetime | None = None
     # The broker delivered it before, to a worker that may have died running it.
     redelivered: bool = False
+    # The worker host running it (Celery's hostname), for the step log: where it ran.
+    worker: str | None = None
 
 
 # What happened: a participant's answer to a delivery, the sweeper's or an operator's move.
@@ -158,6 +160,7 @@ class Attempt:
     started_at: datetime | None
     ended_at: datetime | None = None
     error: str | None = None
+    worker: str | None = None  # the delivery's host; a counted entry's Outcome is its too
 
 
 @dataclass(frozen=True)
@@ -293,7 +296,7 @@ def _answer(definition: SagaDefinition, saga: SagaState, event: Answered | Refus
 
 def _begin(definition: SagaDefinition, saga: SagaState, delivery: Delivery,
            now: datetime) -> Decision:
-    if saga.attempt >= _policy(definition, saga).attempts:
+    if saga.attempt >= policy(definition, saga).attempts:
         return _give_up(definition, Decision(saga), f"{delivery.step} {delivery.phase}: no "
                                                     f"answer after {saga.attempt} attempts", now)
     decision = Decision(saga, (_closed(saga, "lost", "the worker stopped before answering",
@@ -309,11 +312,11 @@ def _fail(definition: SagaDefinition, saga: SagaState, delivery: Delivery, error
     decision = _logged(definition, saga, delivery, "failed", now, error=error)
     if delivery.attempt is not None and delivery.attempt < saga.attempt:
         return decision  # a newer delivery of this step is under way; it decides
-    policy = _policy(definition, saga)
-    if saga.attempt >= policy.attempts:
+    retry = policy(definition, saga)
+    if saga.attempt >= retry.attempts:
         return _give_up(definition, decision, f"{delivery.step} {delivery.phase} failed "
                                               f"{saga.attempt} times, last: {error}", now)
-    delay = policy.delay(saga.attempt, jitter)
+    delay = retry.delay(saga.attempt, jitter)
     timeout = definition.steps[saga.current_step].timeout
     return replace(decision.then(replace(saga, deadline_at=now + timedelta(
         seconds=delay + timeout))), retry_in=delay)
@@ -321,7 +324,7 @@ def _fail(definition: SagaDefinition, saga: SagaState, delivery: Delivery, error
 
 def _timed_out(definition: SagaDefinition, saga: SagaState, now: datetime) -> Decision:
     decision = Decision(saga)
-    if saga.sweeps >= _policy(definition, saga).attempts:
+    if saga.sweeps >= policy(definition, saga).attempts:
         step = definition.steps[saga.current_step]
         return _give_up(definition, decision, f"{step.name} {saga.phase} timed out "
                                               f"{saga.sweeps} times", now)
@@ -449,14 +452,15 @@ def _attempt(definition: SagaDefinition, saga: SagaState, delivery: Delivery, st
     step = definition.steps[saga.current_step]
     return Attempt(step=step.name, step_index=saga.current_step, phase=saga.phase,
                    attempt=saga.attempt, status=status, task_name=_task_name(step, saga.phase),
-                   task_id=delivery.task_id, **times)
+                   task_id=delivery.task_id, worker=delivery.worker, **times)
 
 
 def _closed(saga: SagaState, status: str, error: str, now: datetime) -> Closed:
     return Closed(saga.current_step, saga.phase, status, error, now)
 
 
-def _policy(definition: SagaDefinition, saga: SagaState) -> Retry:
+def policy(definition: SagaDefinition, saga: SagaState) -> Retry:
+    """The retry policy of the step and phase the saga is at."""
     step = definition.steps[saga.current_step]
     return step.retry if saga.phase == ACTION else step.compensation_retry
 

@@ -57,6 +57,18 @@ def lock_overdue(connection: Connection, limit: int,
     return [SagaState(**row._mapping) for row in rows]
 
 
+def overdue_elsewhere(connection: Connection,
+                      versions: list[tuple[str, str]]) -> list[tuple[str, str, int]]:
+    """(kind, version, how many) of the sagas in flight past their deadline on definitions
+    other than these: stranded, until a deployment that has theirs runs."""
+    runnable = tuple_(SAGAS.c.kind, SAGAS.c.definition_version).in_(versions)
+    return [tuple(row) for row in connection.execute(
+        select(SAGAS.c.kind, SAGAS.c.definition_version, func.count())
+        .where(SAGAS.c.status.in_(IN_FLIGHT), SAGAS.c.deadline_at < utcnow(),
+               SAGAS.c.definition_version.is_not(None), ~runnable)
+        .group_by(SAGAS.c.kind, SAGAS.c.definition_version))]
+
+
 def create(session: Session, decision: Decision, **columns: Any) -> None:
     """Store a new saga, with its first command; `columns` are those the engine never
     changes (who started it, with which idempotency key)."""

@@ -8,15 +8,19 @@ does no harm.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
+from typing import Any
 
 import click
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
 from models.db import unit_of_work
-from models.saga import IN_FLIGHT, SAGA_STATUSES, Saga
+from models.saga import FAILED, IN_FLIGHT, RUNNING, SAGA_STATUSES, Saga, SagaStep
 from sagas import check, engine
+from sagas.machine import AbortOrdered, CompensationOrdered, Event, RetryOrdered
 from sagas.registry import DEFINITIONS, registered, step_name
+from workers import explain, repair
 
 
 def _when(moment) -> str:
@@ -117,7 +121,33 @@ def check_definitions(ctx: click.Context, recording: bool) -> None:
 @saga.command()
 @click.argument("saga_id")
 def show(saga_id: str) -> None:
-    """A saga and its step log, with each attempt's Celery task id."""
+    """A saga and its step log: each attempt's Celery task id, the worker that ran it,
+    when it started and how long it took."""
+    found = _found(saga_id)
+    click.echo(f"saga {found.id}  {found.kind}  {found.status}  version {found.version}  "
+               f"definition {found.definition_version or '(none)'}")
+    click.echo(f"at {_step_name(found)} ({found.phase}), data {found.payload}")
+    if found.error:
+        click.echo(f"error: {found.error}")
+    click.echo(f"\n{'STEP':18}  {'PHASE':12}  {'TRY':>3}  {'STATUS':10}  {'TASK':26}  "
+               f"{'TASK ID':36}  {'WORKER':24}  STARTED              {'TOOK':>8}  ERROR")
+    for step in found.steps:
+        click.echo(f"{step.step:18}  {step.phase:12}  {step.attempt:>3}  {step.status:10}  "
+                   f"{step.task_name:26}  {step.task_id or '-':36}  {step.worker or '-':24}  "
+                   f"{_when(step.started_at):19}  {_took(step):>8}  {step.error or ''}")
+
+
+@saga.command("explain")
+@click.argument("saga_id")
+def explain_saga(saga_id: str) -> None:
+    """What a saga waits for now, in words: its step, the queue its command waits in, the
+    worker that last took it, its deadline and what the sweeper does when it passes."""
+    for line in explain.in_words(_found(saga_id)):
+        click.echo(line)
+
+
+def _found(saga_id: str) -> Saga:
+    """The saga with its step log; a clear error for a wrong id."""
     try:
         key = uuid.UUID(saga_id)
     except ValueError:
@@ -127,20 +157,72 @@ def show(saga_id: str) -> None:
                                .options(selectinload(Saga.steps)))
     if found is None:
         raise click.ClickException(f"no saga {saga_id}")
-    click.echo(f"saga {found.id}  {found.kind}  {found.status}  version {found.version}  "
-               f"definition {found.definition_version or '(none)'}")
-    click.echo(f"at {_step_name(found)} ({found.phase}), data {found.payload}")
-    if found.error:
-        click.echo(f"error: {found.error}")
-    click.echo(f"\n{'STEP':18}  {'PHASE':12}  {'TRY':>3}  {'STATUS':10}  {'TASK':26}  "
-               f"{'TASK ID':36}  STARTED              ERROR")
-    for step in found.steps:
-        click.echo(f"{step.step:18}  {step.phase:12}  {step.attempt:>3}  {step.status:10}  "
-                   f"{step.task_name:26}  {step.task_id or '-':36}  "
-                   f"{_when(step.started_at):19}  {step.error or ''}")
+    return found
 
 
-def _act(command, saga_id: str, done: str) -> None:
+def _took(step: SagaStep) -> str:
+    if step.started_at is None or step.ended_at is None:
+        return "-"
+    return f"{(step.ended_at - step.started_at).total_seconds() * 1000:.0f} ms"
+
+
+def _selecting(command: Callable[..., None]) -> Callable[..., None]:
+    """The options that select sagas for a repair, and the dry run."""
+    options = [
+        click.argument("saga_ids", nargs=-1),
+        click.option("--status", "statuses", multiple=True, type=click.Choice(SAGA_STATUSES),
+                     help="Sagas in this status (repeatable); by default those the command "
+                          "fits."),
+        click.option("--kind", type=click.Choice(sorted(DEFINITIONS))),
+        click.option("--step", help="Sagas at this step."),
+        click.option("--error", help="Sagas whose error contains this text."),
+        click.option("--since", type=click.DateTime(), help="Sagas started at or after this."),
+        click.option("--until", type=click.DateTime(), help="Sagas started before this."),
+        click.option("--limit", type=click.IntRange(1), help="At most this many, oldest first."),
+        click.option("--dry-run", is_flag=True, help="Say what each would do; change nothing."),
+        click.option("--yes", is_flag=True, help=f"Act on more than {repair.HANDFUL} sagas "
+                                                 "without asking."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _repair(act: repair.Act, order: Event, done: str, fits: tuple[str, ...],
+            saga_ids: tuple[str, ...], dry_run: bool, yes: bool, statuses: tuple[str, ...],
+            **selected: Any) -> None:
+    """Act on the sagas named, or on those selected (by default, in the statuses the
+    command fits); a dry run says what it would do to each."""
+    selection = repair.Selection(statuses=statuses, **selected)
+    if saga_ids and selection != repair.Selection():
+        raise click.UsageError("name sagas by id or select them with options, not both")
+    if not saga_ids and selection == repair.Selection():
+        raise click.UsageError("name sagas by id, or select them: --status, --kind, --step, "
+                               "--error, --since, --until, --limit")
+    with unit_of_work() as session:
+        if saga_ids:
+            keys = repair.parse_ids(saga_ids)
+            sagas = list(session.scalars(select(Saga).where(Saga.id.in_(keys))))
+            missing = set(keys) - {saga.id for saga in sagas}
+            if missing:
+                raise click.ClickException(f"no saga {', '.join(map(str, sorted(missing)))}")
+        else:
+            sagas = repair.Selection(statuses=statuses or fits, **selected).chosen(session)
+    if dry_run:
+        for found in sagas:
+            click.echo(f"{repair.describe(found)}: {repair.plan(found, order)}")
+        click.echo(f"{len(sagas)} sagas; nothing changed (dry run)")
+        return
+    if len(saga_ids) == 1:  # one saga, named: its own answer, or its own error
+        _act(act, saga_ids[0], done)
+        return
+    counts = repair.act_on_each(act, done, sagas, yes=yes)
+    click.echo(", ".join(f"{name} {counts[name]}" for name in (done, "skipped", "errors")))
+    if counts["errors"]:
+        raise click.exceptions.Exit(1)
+
+
+def _act(command: repair.Act, saga_id: str, done: str) -> None:
     try:
         with unit_of_work() as session:
             changed = command(session, saga_id)
@@ -151,21 +233,26 @@ def _act(command, saga_id: str, done: str) -> None:
 
 
 @saga.command("retry")
-@click.argument("saga_id")
-def retry_saga(saga_id: str) -> None:
-    """Run a failed saga's step again; the saga then goes on."""
-    _act(engine.retry, saga_id, "retried")
+@_selecting
+def retry_saga(**options: Any) -> None:
+    """Run failed sagas' steps again; each saga then goes on.
+
+    Name sagas by id, or select them (failed ones, unless --status says otherwise), e.g.
+    `retry --kind create_order --step release_pet --since 2026-12-05T10:00 --dry-run`.
+    """
+    _repair(engine.retry, RetryOrdered(), "retried", (FAILED,), **options)
 
 
 @saga.command()
-@click.argument("saga_id")
-def compensate(saga_id: str) -> None:
-    """Undo a running saga's completed steps now."""
-    _act(engine.compensate, saga_id, "compensating")
+@_selecting
+def compensate(**options: Any) -> None:
+    """Undo running or failed sagas' completed steps now (selected: running or failed)."""
+    _repair(engine.compensate, CompensationOrdered(), "compensating", (RUNNING, FAILED),
+            **options)
 
 
 @saga.command("abort")
-@click.argument("saga_id")
-def abort_saga(saga_id: str) -> None:
-    """Stop a saga as failed, without undoing anything."""
-    _act(engine.abort, saga_id, "aborted")
+@_selecting
+def abort_saga(**options: Any) -> None:
+    """Stop sagas as failed, without undoing anything (selected: those in flight)."""
+    _repair(engine.abort, AbortOrdered(), "aborted", IN_FLIGHT, **options)

@@ -24,7 +24,8 @@ def saga_step(name: str) -> Callable[[Work], Task]:
             # A redelivered message may have killed its worker: the engine counts it first.
             redelivered = bool((self.request.delivery_info or {}).get("redelivered"))
             delivery = Delivery(saga_id, step, phase, task_id=self.request.id,
-                                started_at=utcnow(), redelivered=redelivered)
+                                started_at=utcnow(), redelivered=redelivered,
+                                worker=self.request.hostname)
             retry_in = run_step(name, work, delivery)
             if retry_in is not None:
                 # The engine counts attempts; Celery only waits and delivers again.

@@ -92,6 +92,17 @@ def test_the_owner_reads_a_sagas_step_log(client, owner, customer, sign_up):
     assert client.get(f"/v2/sagas/{uuid.uuid4()}", headers=owner).status_code == 404
 
 
+def test_a_sagas_step_log_shows_which_worker_ran_each_attempt_and_for_how_long(
+        client, owner, customer, running):
+    pet = add_pet(client, owner)
+    response = client.post("/v2/store/order", json={"petId": pet["id"]}, headers=customer)
+    assert response.status_code == 200, response.json
+    steps = client.get(f"/v2/sagas/{response.headers['Saga-Id']}", headers=owner).json["steps"]
+    assert [(s["status"], s["worker"]) for s in steps] == [("succeeded", running.name)] * 3
+    assert all(isinstance(s["durationMs"], int) and s["durationMs"] >= 0 for s in steps)
+    eventually(lambda: settled(pets=[pet["id"]]))
+
+
 def test_an_order_for_a_pet_that_is_not_available_is_a_conflict(client, owner, customer):
     pet = add_pet(client, owner, status="sold")
     response = client.post("/v2/store/order", json={"petId": pet["id"]}, headers=customer)

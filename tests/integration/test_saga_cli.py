@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import uuid
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import select
@@ -75,6 +77,10 @@ def test_a_failed_saga_is_listed_shown_and_retried_to_its_end(client, start_work
     shown = saga_cli("show", saga_id)
     assert shown.returncode == 0, shown.stderr
     assert "pets.release_pet" in shown.stdout and "failed" in shown.stdout
+    # Each attempt names the worker that ran it and how long it took.
+    release = [line for line in shown.stdout.splitlines()
+               if line.startswith("reserve_pet ") and "pets.release_pet" in line]
+    assert release and all(faulty.name in line and " ms" in line for line in release)
 
     start_worker()  # the fault is gone: a healthy worker
     retried = saga_cli("retry", saga_id)
@@ -185,3 +191,81 @@ def test_check_fails_while_sagas_in_flight_run_on_a_version_this_code_lacks(orde
     assert failed.returncode == 1
     assert "1 create_order sagas in flight run on 0ld0ld0ld0ld" in failed.stderr
     assert "this deploy would strand sagas" in failed.stderr
+
+
+def statuses_of(saga_ids: list[str]) -> set[str]:
+    with unit_of_work() as session:
+        return set(session.scalars(select(Saga.status).where(
+            Saga.id.in_([uuid.UUID(saga_id) for saga_id in saga_ids]))))
+
+
+def test_two_hundred_failed_sagas_are_repaired_by_one_command_after_a_dry_run(
+        client, start_worker, order_async):
+    # An incident: orders refused and, for a while, the pet service cannot release a pet,
+    # so every saga's compensation runs out of attempts: 200 sagas fail.
+    since = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+    faulty = start_worker("orders.place_order=fail,pets.release_pet=error",
+                          PETSTORE_RETRY_SCALE="0.001")
+    placed = [order_async() for _ in range(200)]
+    ids = [saga_id for _, saga_id in placed]
+    eventually(lambda: statuses_of(ids) == {"failed"}, timeout=240, interval=1)
+    faulty.stop()
+    start_worker()  # the incident is over
+    selection = ("--kind", "create_order", "--step", "reserve_pet", "--error", "release_pet",
+                 "--since", since.isoformat())
+
+    dry = saga_cli("retry", *selection, "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    lines = dry.stdout.splitlines()
+    assert lines[-1] == "200 sagas; nothing changed (dry run)"
+    assert {line.split()[1] for line in lines[:-1]} == set(ids)
+    assert all(line.endswith(": would run pets.release_pet (reserve_pet compensation); "
+                             "ends compensated") for line in lines[:-1]), lines[0]
+    assert statuses_of(ids) == {"failed"}
+
+    asked = saga_cli("retry", *selection)  # more than a handful, and no one to say yes
+    assert asked.returncode == 1 and "Aborted" in asked.stderr
+    assert statuses_of(ids) == {"failed"}
+
+    repaired = saga_cli("retry", *selection, "--yes")
+    assert repaired.returncode == 0, repaired.stderr
+    assert repaired.stdout.splitlines()[-1] == "retried 200, skipped 0, errors 0"
+    eventually(lambda: statuses_of(ids) == {"compensated"}, timeout=120, interval=1)
+    eventually(lambda: settled(pets=[pet["id"] for pet, _ in placed], sagas=ids), timeout=60)
+
+    # Idempotent: nothing left to select, and sagas named that moved on are skipped.
+    assert saga_cli("retry", *selection, "--yes").stdout.splitlines()[-1] == (
+        "retried 0, skipped 0, errors 0")
+    twice = saga_cli("retry", *ids[:2])
+    assert (twice.returncode, twice.stdout.splitlines()[-1]) == (
+        0, "retried 0, skipped 2, errors 0")
+
+
+def test_explain_says_what_a_saga_waits_for_behind_a_stopped_worker(
+        client, owner, start_worker, order_async):
+    start_worker(beat=False).stop()  # the pets service's worker went away
+    _, saga_id = order_async()
+    explained = saga_cli("explain", saga_id)
+    assert explained.returncode == 0, explained.stderr
+    waits, queue, attempt, deadline = explained.stdout.splitlines()
+    assert waits == (f"saga {saga_id} (create_order) is running: it waits for reserve_pet "
+                     "(action), the task pets.reserve_pet")
+    queued = re.fullmatch(r"queue pets: (\d+) message\(s\) waiting to be taken", queue)
+    assert queued and int(queued[1]) >= 1, queue
+    assert attempt == "attempt 0 of 3, dispatched again 0 time(s); no worker has taken it yet"
+    assert re.fullmatch(r"deadline \S+ \S+ UTC \(in \d+ s\); then the sweeper runs "
+                        r"pets\.reserve_pet \(reserve_pet action\)", deadline), deadline
+
+    answer = client.get(f"/v2/sagas/{saga_id}", headers=owner).json
+    assert answer["waitingFor"] | {"queued": None, "deadline": None} == {
+        "step": "reserve_pet", "phase": "action", "task": "pets.reserve_pet", "queue": "pets",
+        "queued": None, "attempt": 0, "attempts": 3, "sweeps": 0, "deadline": None,
+        "lastWorker": None, "lastAttempt": None,
+        "atDeadline": "would run pets.reserve_pet (reserve_pet action)"}
+
+    worker = start_worker()  # back: the saga goes on and waits for nothing
+    eventually(lambda: status_of(saga_id) == "completed", timeout=30)
+    assert saga_cli("explain", saga_id).stdout == (
+        f"saga {saga_id} (create_order) is completed: it waits for nothing\n")
+    assert client.get(f"/v2/sagas/{saga_id}", headers=owner).json["waitingFor"] is None
+    eventually(worker.idle)

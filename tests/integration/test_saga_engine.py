@@ -188,10 +188,11 @@ class Script:
     # What the participants do: deliveries as a step's task makes them.
 
     def run(self, step: str, work: Work, phase: str = ACTION, *, redelivered: bool = False,
-            attempt: int | None = None, task_id: str | None = None) -> float | None:
+            attempt: int | None = None, task_id: str | None = None,
+            worker: str | None = None) -> float | None:
         task = STEPS[step].action if phase == ACTION else STEPS[step].compensation
         delivery = Delivery(self.id, step, phase, task_id or text(), attempt, utcnow(),
-                            redelivered)
+                            redelivered, worker)
         return engine.run_step(task, work, delivery)
 
     def reply(self, step: str, phase: str = ACTION, **reply: Any) -> None:
@@ -438,6 +439,22 @@ def test_the_step_log_records_every_attempt_with_its_outcome(given):
         f"NoSeats: {refusal}", None]
     assert all(row.started_at <= row.ended_at for row in rows)
     assert trip.saga.status == COMPENSATED
+
+
+def test_the_step_log_records_the_worker_each_attempt_ran_on(given):
+    trip = given()
+    hosts = [f"{name}@{text()}" for name in ("hotels", "flights", "flights", "flights")]
+    trip.run(HOTEL.name, replying(), worker=hosts[0])
+    assert trip.run(FLIGHT.name, raising(Glitch(text())), worker=hosts[1])  # a retry is due
+    with pytest.raises(Crash):  # counted on its own, then its worker dies
+        trip.run(FLIGHT.name, raising(Crash()), worker=hosts[2])
+    trip.run(FLIGHT.name, replying(), worker=hosts[3])
+    assert [(row.step, row.attempt, row.status, row.worker) for row in trip.attempts()] == [
+        (HOTEL.name, 1, "succeeded", hosts[0]),
+        (FLIGHT.name, 1, "failed", hosts[1]),
+        (FLIGHT.name, 2, "lost", hosts[2]),
+        (FLIGHT.name, 3, "succeeded", hosts[3]),
+    ]
 
 
 def test_an_answer_closes_the_other_running_attempts_of_its_step(given):

@@ -50,14 +50,14 @@ def seconds(amount: float) -> timedelta:
 
 
 def delivery(step: str, phase: str = ACTION, *, attempt: int | None = None,
-             redelivered: bool = False) -> Delivery:
+             redelivered: bool = False, worker: str | None = None) -> Delivery:
     return Delivery(str(SAGA_ID), step, phase, task_id=f"{step}-{phase}", attempt=attempt,
-                    started_at=STARTED, redelivered=redelivered)
+                    started_at=STARTED, redelivered=redelivered, worker=worker)
 
 
 def answer(step: str, reply: dict[str, Any] | None = None, phase: str = ACTION, *,
-           attempt: int | None = None) -> Answered:
-    return Answered(delivery(step, phase, attempt=attempt), reply or {})
+           attempt: int | None = None, worker: str | None = None) -> Answered:
+    return Answered(delivery(step, phase, attempt=attempt, worker=worker), reply or {})
 
 
 def raises(step: str, error: Exception, phase: str = ACTION, *, jitter: float = 0.5,
@@ -74,21 +74,22 @@ def failed(step: str, phase: str = ACTION, *, error: str = "Boom: down", jitter:
     return Failed(delivery(step, phase, attempt=attempt), error, jitter)
 
 
-def begun(step: str, phase: str = ACTION) -> Begun:
+def begun(step: str, phase: str = ACTION, *, worker: str | None = None) -> Begun:
     """A redelivery, counted before it runs (what `admit` asks for after a crash)."""
-    return Begun(delivery(step, phase, redelivered=True))
+    return Begun(delivery(step, phase, redelivered=True, worker=worker))
 
 
 def entry(definition: SagaDefinition, step: str, status: str, *, phase: str = ACTION,
           attempt: int = 1, started_at: datetime | None = STARTED,
-          ended_at: datetime | None = NOW, error: str | None = None) -> Attempt:
+          ended_at: datetime | None = NOW, error: str | None = None,
+          worker: str | None = None) -> Attempt:
     """The step log's new entry for a delivery of `step`, by default a first one answered."""
     index = definition.index(step)
     found = definition.steps[index]
     return Attempt(step=step, step_index=index, phase=phase, attempt=attempt, status=status,
                    task_name=found.action if phase == ACTION else found.compensation or "",
                    task_id=f"{step}-{phase}", started_at=started_at, ended_at=ended_at,
-                   error=error)
+                   error=error, worker=worker)
 
 
 def _event(definition: SagaDefinition, saga: SagaState, happening: Happening) -> Event:

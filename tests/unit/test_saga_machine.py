@@ -311,6 +311,19 @@ def test_a_counted_delivery_answer_completes_its_entry_instead_of_adding_one():
         payload={"traveller": "ada", "room": 12, "seat": "3A"})
 
 
+@pytest.mark.parametrize(("counted", "happening", "logged"), [
+    (0, answer("book_flight", worker="flights@host-a"),
+     (entry("book_flight", "succeeded", worker="flights@host-a"), NOTIFY)),
+    (1, begun("book_flight", worker="flights@host-b"),
+     (Closed(1, ACTION, "lost", "the worker stopped before answering", NOW),
+      entry("book_flight", "running", attempt=2, started_at=NOW, ended_at=None,
+            worker="flights@host-b"))),
+], ids=["a first delivery", "a counted delivery"])
+def test_an_attempts_entry_names_the_worker_its_delivery_ran_on(
+        counted: int, happening: Happening, logged: tuple):
+    AT_FLIGHT.counted("book_flight", counted).when(happening).expect(*logged)
+
+
 @pytest.mark.parametrize(("counted", "happening", "outcome", "then"), [
     (2, answer("book_flight", attempt=2), Outcome(1, ACTION, 2, "succeeded", NOW), NOTIFY),
     (3, answer("book_flight", attempt=1), Outcome(1, ACTION, 1, "succeeded", NOW), NOTIFY),

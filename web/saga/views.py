@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from typing import Any
 
 from flask.views import MethodView
@@ -12,10 +13,11 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
 from models.db import INT64_MAX, unit_of_work
-from models.saga import SAGA_STATUSES, Saga
+from models.saga import SAGA_STATUSES, Saga, SagaStep
 from sagas.registry import DEFINITIONS, step_name
 from web.api import Blueprint
 from web.auth import current_user, login_required
+from workers import explain
 
 blp = Blueprint("sagas", __name__, url_prefix="/sagas", description="Sagas and their steps")
 
@@ -30,6 +32,15 @@ class SagaStepSchema(Schema):
     error = fields.String(allow_none=True)
     startedAt = fields.DateTime(attribute="started_at", allow_none=True)
     endedAt = fields.DateTime(attribute="ended_at", allow_none=True)
+    worker = fields.String(allow_none=True)
+    # A computed field has no type of its own in the document: state it.
+    durationMs = fields.Method("duration_ms", metadata={"type": "integer", "nullable": True})
+
+    def duration_ms(self, step: SagaStep) -> int | None:
+        """How long the attempt ran; None while it runs."""
+        if step.started_at is None or step.ended_at is None:
+            return None
+        return (step.ended_at - step.started_at) // timedelta(milliseconds=1)
 
 
 class SagaSchema(Schema):
@@ -50,8 +61,30 @@ class SagaSchema(Schema):
         return step_name(saga.kind, saga.definition_version, saga.current_step)
 
 
+class WaitingSchema(Schema):
+    """What a saga in flight waits for now (`celery -A workers saga explain` in words)."""
+
+    step = fields.String()
+    phase = fields.String()
+    task = fields.String()
+    queue = fields.String()
+    queued = fields.Integer(allow_none=True, metadata={
+        "description": "Messages waiting in that queue to be taken (not those a worker "
+                       "holds); null when the broker is out of reach"})
+    attempt = fields.Integer(metadata={"description": "Deliveries of the step counted so far"})
+    attempts = fields.Integer(metadata={"description": "How many its retry policy allows"})
+    sweeps = fields.Integer(metadata={"description": "Times the sweeper dispatched it again"})
+    deadline = fields.DateTime()
+    lastWorker = fields.String(allow_none=True)
+    lastAttempt = fields.String(allow_none=True)
+    atDeadline = fields.String(metadata={
+        "description": "What the sweeper does when the deadline passes"})
+
+
 class SagaWithStepsSchema(SagaSchema):
     steps = fields.List(fields.Nested(SagaStepSchema))
+    waitingFor = fields.Nested(WaitingSchema, attribute="waiting_for", allow_none=True,
+                               metadata={"description": "Null once the saga has ended"})
 
 
 class SagaQuerySchema(Schema):
@@ -94,4 +127,5 @@ def saga_by_id(saga_id: uuid.UUID):
     # Another customer's saga does not exist for this one: no oracle of others' orders.
     if saga is None or not (user.is_owner or saga.started_by == user.id):
         abort(404, message=f"Saga {saga_id} not found")
+    saga.waiting_for = explain.waiting_for(saga)
     return saga
