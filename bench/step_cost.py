@@ -62,9 +62,9 @@ RESERVE = ("UPDATE pets SET status = 'pending', order_id = %(order)s, version = 
 # the confirmation of the command it took, the saga's new state (every column of it, changed
 # or not, as the engine writes it) and whether the commit waits for the disk: one statement.
 SAVE = ("WITH logged AS (INSERT INTO saga_steps (saga_id, step, step_index, phase, attempt, "
-        "status, task_name, task_id, error, started_at, ended_at) VALUES (%(saga)s, "
+        "status, task_name, task_id, error, started_at, ended_at, worker) VALUES (%(saga)s, "
         "'reserve_pet', 0, 'action', 1, 'succeeded', 'pets.reserve_pet', %(task_id)s, NULL, "
-        "%(started)s, %(now)s)), "
+        "%(started)s, %(now)s, 'bench@step_cost')), "
         "written AS (INSERT INTO outbox (message_id, kind, name, payload, sent_at, "
         "created_at, attempts) SELECT m.message_id, m.kind, m.name, m.payload, "
         "CASE WHEN m.sent THEN now() END, now(), 0 FROM jsonb_to_recordset("
@@ -158,7 +158,8 @@ def through_the_engine() -> Step:
     def step(saga_id: uuid.UUID, taken: uuid.UUID) -> None:
         # As the task does with the command it took: its task id is the message id.
         run_step("pets.reserve_pet", work, Delivery(
-            str(saga_id), "reserve_pet", "action", task_id=str(taken), started_at=utcnow()))
+            str(saga_id), "reserve_pet", "action", task_id=str(taken), started_at=utcnow(),
+            worker="bench@step_cost"))
 
     return step
 

@@ -125,6 +125,8 @@ class Settings:
     max_open_orders: int
     order_hold_seconds: int
     public_url: str
+    # Where the owner's browser reaches Flower: a saga's timeline links each task there.
+    flower_url: str
     metrics_token: str
     outbox_relay_interval: float
     sweep_interval: float
@@ -158,6 +160,8 @@ class Settings:
             # Where clients reach the API: photo URLs are built on it, never on `Host`.
             public_url=env.get("PETSTORE_PUBLIC_URL",
                                f"http://127.0.0.1:{env.get('PORT', '8000')}").rstrip("/"),
+            flower_url=env.get("PETSTORE_FLOWER_URL",
+                               f"http://127.0.0.1:{env.get('FLOWER_PORT', '5555')}").rstrip("/"),
             metrics_token=env.get("PETSTORE_METRICS_TOKEN", ""),
             outbox_relay_interval=float(env.get("PETSTORE_OUTBOX_INTERVAL", "2")),
             sweep_interval=float(env.get("PETSTORE_SWEEP_INTERVAL", "2")),

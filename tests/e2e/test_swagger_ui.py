@@ -11,10 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import subprocess
-import tempfile
-import threading
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
@@ -23,11 +19,10 @@ from pathlib import Path
 
 import pytest
 from flask import Flask
-from werkzeug.serving import make_server
 
-CHROMIUM = shutil.which("chromium")
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None, reason="needs headless Chromium: apt-get install chromium")
+from tests.support.browser import chromium, needs_chromium, served
+
+pytestmark = needs_chromium
 METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 
 
@@ -44,37 +39,8 @@ class _References(HTMLParser):
 
 @pytest.fixture(scope="module")
 def base_url(app: Flask) -> Iterator[str]:
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(5)
-
-
-def chromium(url: str, *args: str) -> tuple[str, set[str]]:
-    """Headless Chromium on `url`, offline (every host but 127.0.0.1 fails to resolve).
-
-    Returns what it printed and every URL the page requested, from the network log
-    (leaving out the browser's own calls home, which have no initiating origin).
-    """
-    with tempfile.TemporaryDirectory(prefix="chromium-") as profile:
-        net_log = Path(profile) / "net-log.json"
-        command = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                   "--no-first-run", "--disable-background-networking",
-                   "--disable-component-update", "--disable-sync", "--disable-extensions",
-                   "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-                   f"--log-net-log={net_log}", f"--user-data-dir={profile}",
-                   "--virtual-time-budget=10000", *args, url]
-        done = subprocess.run(command, capture_output=True, text=True, timeout=60)
-        log = json.loads(net_log.read_text())
-    failed = [line for line in done.stderr.splitlines() if "load failed" in line]
-    assert done.returncode == 0 and not failed, done.stderr[-3000:]
-    start = log["constants"]["logEventTypes"]["URL_REQUEST_START_JOB"]
-    requested = {params["url"] for event in log["events"] if event["type"] == start
-                 if "url" in (params := event.get("params", {}))
-                 and params.get("initiator") != "not an origin"}
-    return done.stdout, requested
+    with served(app) as url:
+        yield url
 
 
 def test_docs_page_loads_only_local_files(base_url: str) -> None:

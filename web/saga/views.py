@@ -6,17 +6,20 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
+from flask import Response
 from flask.views import MethodView
 from flask_smorest import abort
 from marshmallow import Schema, fields, validate
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
+from common.settings import get_settings
 from models.db import INT64_MAX, unit_of_work
 from models.saga import SAGA_STATUSES, Saga, SagaStep
 from sagas.registry import DEFINITIONS, step_name
 from web.api import Blueprint
 from web.auth import current_user, login_required
+from web.saga import timeline
 from workers import explain
 
 blp = Blueprint("sagas", __name__, url_prefix="/sagas", description="Sagas and their steps")
@@ -120,6 +123,30 @@ def saga_by_id(saga_id: uuid.UUID):
 
     The store owner sees every saga; a customer sees the sagas of their own requests.
     """
+    saga = _visible(saga_id)
+    saga.waiting_for = explain.waiting_for(saga)
+    return saga
+
+
+@blp.route("/<uuid:saga_id>/timeline")
+@login_required(blp)
+@blp.doc(responses={"200": {
+    "description": "An HTML page: each attempt a bar on a time axis, by service, linked to "
+                   "its task in Flower",
+    "content": {"text/html": {"schema": {"type": "string"}}}}})
+@blp.alt_response(404, response="NOT_FOUND")
+def saga_timeline(saga_id: uuid.UUID) -> Response:
+    """A saga's timeline, a page for a browser
+
+    Log in first (the login's cookie lets a browser read), then open it. The store owner
+    sees every saga; a customer sees the sagas of their own requests.
+    """
+    page = timeline.page(_visible(saga_id), get_settings().flower_url)
+    return Response(page, mimetype="text/html")
+
+
+def _visible(saga_id: uuid.UUID) -> Saga:
+    """The saga with its step log, if the user may see it; 404 otherwise."""
     user = current_user()
     with unit_of_work() as session:
         saga = session.scalar(select(Saga).where(Saga.id == saga_id)
@@ -127,5 +154,4 @@ def saga_by_id(saga_id: uuid.UUID):
     # Another customer's saga does not exist for this one: no oracle of others' orders.
     if saga is None or not (user.is_owner or saga.started_by == user.id):
         abort(404, message=f"Saga {saga_id} not found")
-    saga.waiting_for = explain.waiting_for(saga)
     return saga
