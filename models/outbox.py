@@ -148,10 +148,6 @@ def _confirm() -> Update:
 CONFIRM = _confirm()
 
 
-def confirm(connection: Connection, message_id: uuid.UUID) -> None:
-    connection.execute(CONFIRM, {"confirmed": message_id})
-
-
 def supersede(connection: Connection, *, saga_of: str) -> None:
     """Stop awaiting a saga's unconfirmed commands: the sweeper dispatches its step anew."""
     connection.execute(

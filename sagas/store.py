@@ -94,8 +94,8 @@ def save(session: Session, decision: Decision | None, *, before: SagaState | Non
     if decision is None or decision.saga == before:
         if decision is not None:
             _write_log(connection, decision, logged=None)
-        if confirm is not None:
-            outbox.confirm(connection, confirm)
+        if confirm is not None:  # lost in a crash, it is sent again and ignored again
+            connection.execute(_CONFIRM_ONLY, {"confirmed": confirm})
         return
     saga = decision.saga
     entry = next((e for e in decision.effects if isinstance(e, Attempt)), None)
@@ -176,6 +176,11 @@ def _save(*, logging: bool, writing: bool, confirming: bool) -> Update:
     if confirming:
         statement = statement.add_cte(outbox.CONFIRM.cte("confirmed"))
     return statement
+
+
+# A delivery the saga does not wait for: its command confirmed, the commit not waiting.
+_CONFIRM_ONLY = select(func.set_config("synchronous_commit", "off", True)).add_cte(
+    outbox.CONFIRM.cte("confirmed"))
 
 
 @cache
