@@ -13,7 +13,7 @@ from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
 # The Celery app, set up with its after-commit relay: a request's messages go out at commit.
 import workers  # noqa: F401
-from common import logs
+from common import logs, tracing
 from common.settings import get_settings
 from web import docs, headers, metrics, pet, photo, saga, store, user
 from web.api import Api, BoundedJSONProvider, error_maps, error_response, use_path_ids
@@ -52,6 +52,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     )
     app.config.update(config or {})
     _log_lines(app)
+    if tracing.setup("petstore-api"):
+        from opentelemetry.instrumentation.flask import FlaskInstrumentor
+
+        FlaskInstrumentor().instrument_app(app)
     app.config["UPLOAD_DIR"].mkdir(parents=True, exist_ok=True)
 
     api = Api(app, spec_kwargs={

@@ -16,6 +16,7 @@ from celery.signals import beat_init, worker_process_init
 from kombu import Exchange, Queue
 from sqlalchemy.exc import InterfaceError, OperationalError
 
+from common import tracing
 from common.settings import get_settings
 from models.db import check_connections_before_use
 
@@ -108,3 +109,4 @@ def _fresh_connections(**_: Any) -> None:
     """A forked child must not share its parent's database connections; its tasks are
     retried on a broken one, so it need not check each before use."""
     check_connections_before_use(False)
+    tracing.setup("petstore-workers")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -24,6 +24,7 @@ from sqlalchemy import Select, bindparam, event, func, or_, select, text, update
 from sqlalchemy.engine import Connection as DatabaseConnection
 from sqlalchemy.orm import Session
 
+from common import tracing
 from models.db import bookkeeping_engine, unit_of_work, utcnow
 from models.events import subscribers
 from models.outbox import COMMAND, EVENT, PENDING_KEY, Message, OutboxMessage
@@ -75,8 +76,11 @@ def _publish(messages: Sequence[Message | OutboxMessage]) -> tuple[list[uuid.UUI
         with broker() as connection:
             for message in messages:
                 for name, kwargs, task_id in _deliveries(message):
-                    _send(name, kwargs=kwargs, task_id=task_id, retry=False,
-                          connection=connection, kwargsrepr=_shown(kwargs))
+                    # A saga's messages are published in its trace (when traced).
+                    with tracing.in_saga(kwargs["saga_id"]) if "saga_id" in kwargs else (
+                            nullcontext()):
+                        _send(name, kwargs=kwargs, task_id=task_id, retry=False,
+                              connection=connection, kwargsrepr=_shown(kwargs))
                 sent.append(message.message_id)
     except BROKER_ERRORS as exc:
         log.warning("outbox relay: broker unavailable, %d left pending: %s",

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from celery import Task
 
+from common import tracing
 from models.db import utcnow
 from sagas import faults
 from sagas.engine import Delivery, StepRefused, Work, run_step
@@ -26,7 +27,9 @@ def saga_step(name: str) -> Callable[[Work], Task]:
             delivery = Delivery(saga_id, step, phase, task_id=self.request.id,
                                 started_at=utcnow(), redelivered=redelivered,
                                 worker=self.request.hostname)
-            retry_in = run_step(name, work, delivery)
+            with tracing.saga_span(saga_id, f"{step} {phase}", **{"saga.step": step,
+                                                                  "saga.phase": phase}):
+                retry_in = run_step(name, work, delivery)
             if retry_in is not None:
                 # The engine counts attempts; Celery only waits and delivers again.
                 raise self.retry(countdown=retry_in)

@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from common import tracing
 from common.logs import saga_logged
 from models.db import unit_of_work
 from models.order import Order, TooManyOpenOrders, check_open_orders, get_order, new_order_id
@@ -70,7 +71,8 @@ def _start(definition: SagaDefinition, payload: dict[str, Any], user: User, key:
                 data = _new_order(session, payload) if new_order else payload
                 saga = engine.start(session, definition, data, started_by=user.id,
                                     idempotency_key=key, request_hash=request_hash)
-            with saga_logged(str(saga.id)):
+            with saga_logged(str(saga.id)), tracing.saga_span(saga.id, f"{definition.kind} "
+                                                                        "started"):
                 log.info("%s saga started for order %s by user %s", definition.kind,
                          data["order_id"], user.id)
             return saga
