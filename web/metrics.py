@@ -1,8 +1,10 @@
 """Prometheus metrics about sagas and the outbox, read from PostgreSQL at scrape time.
 
 The API runs as several gunicorn workers and the sagas move in Celery workers, so no
-process's memory knows the whole story: every value is one aggregate query over the tables
-that all of them write. Counters are counts of rows, monotonic as long as no row is deleted.
+process's memory knows the whole story. The database keeps the saga figures as counters,
+updated by triggers in the transactions that change sagas and attempts (migration 0009),
+so a scrape reads a few dozen rows however long the history; the outbox's figures read
+only what is pending.
 It is served at `/metrics`, beside the API rather than in it, so it stays out of the
 OpenAPI document. Order volume is business data: like any dashboard, it asks for
 credentials by default, a bearer token (PETSTORE_METRICS_TOKEN), and with none configured
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Callable, Iterable, Sequence
+from itertools import accumulate
 from typing import Any
 
 from prometheus_client import CollectorRegistry, make_wsgi_app
@@ -29,13 +32,17 @@ from sqlalchemy.orm import Session
 
 from models.db import unit_of_work
 from models.outbox import OutboxMessage
-from models.saga import COMPENSATION, ENDED, SAGA_STATUSES, Saga, SagaStep
+from models.saga import (
+    ANSWERED,
+    COMPENSATION,
+    ENDED,
+    SAGA_STATUSES,
+    STEP_BUCKETS,
+    SagaCount,
+    SagaTotal,
+    StepTotal,
+)
 from web.api import error_response
-
-# Attempts whose participant answered. A `lost` or `superseded` attempt was closed by the
-# engine giving up on it: its length measures a timeout, not the step.
-ANSWERED = ("succeeded", "failed", "refused")
-BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
 def _seconds(start: ColumnElement, end: ColumnElement) -> ColumnElement[float]:
@@ -44,12 +51,17 @@ def _seconds(start: ColumnElement, end: ColumnElement) -> ColumnElement[float]:
 
 
 def _sagas(session: Session) -> list[Metric]:
-    """Sagas by kind and status; started and ended counters derive from the same counts."""
-    rows = session.execute(
-        select(Saga.kind, Saga.status, func.count()).group_by(Saga.kind, Saga.status)).all()
-    counts: dict[str, dict[str, int]] = {}
-    for kind, status, count in rows:
-        counts.setdefault(kind, {})[status] = count
+    """Sagas by kind and status now; sagas started and ended, ever."""
+    now: dict[str, dict[str, int]] = {}
+    for kind, status, count in session.execute(
+            select(SagaCount.kind, SagaCount.status, func.sum(SagaCount.n))
+            .group_by(SagaCount.kind, SagaCount.status)):
+        now.setdefault(kind, {})[status] = int(count)
+    totals: dict[str, dict[str, int]] = {}
+    for kind, event, count in session.execute(
+            select(SagaTotal.kind, SagaTotal.event, func.sum(SagaTotal.n))
+            .group_by(SagaTotal.kind, SagaTotal.event)):
+        totals.setdefault(kind, {})[event] = int(count)
     current = GaugeMetricFamily("petstore_sagas", "Sagas by kind and current status.",
                                 labels=["kind", "status"])
     started = CounterMetricFamily("petstore_sagas_started", "Sagas started, by kind.",
@@ -57,13 +69,13 @@ def _sagas(session: Session) -> list[Metric]:
     ended = CounterMetricFamily(
         "petstore_sagas_ended", "Sagas that reached an end (completed, compensated, refused, "
         "failed).", labels=["kind", "status"])
-    for kind, by_status in sorted(counts.items()):
+    for kind in sorted(now.keys() | totals.keys()):
         # Every status of every known kind, zeros included, so rates and alerts see series.
         for status in SAGA_STATUSES:
-            current.add_metric([kind, status], by_status.get(status, 0))
-        started.add_metric([kind], sum(by_status.values()))
+            current.add_metric([kind, status], now.get(kind, {}).get(status, 0))
+        started.add_metric([kind], totals.get(kind, {}).get("started", 0))
         for status in ENDED:
-            ended.add_metric([kind, status], by_status.get(status, 0))
+            ended.add_metric([kind, status], totals.get(kind, {}).get(status, 0))
     return [current, started, ended]
 
 
@@ -73,41 +85,43 @@ def _compensations(session: Session) -> Metric:
     Both labels: the kind says which business flow rolled back, the task which step undid.
     """
     rows = session.execute(
-        select(Saga.kind, SagaStep.task_name, func.count())
-        .select_from(SagaStep)
-        .join(Saga, Saga.id == SagaStep.saga_id)
-        .where(SagaStep.phase == COMPENSATION, SagaStep.status == "succeeded")
-        .group_by(Saga.kind, SagaStep.task_name)).all()
+        select(StepTotal.kind, StepTotal.task_name, func.sum(StepTotal.n))
+        .where(StepTotal.phase == COMPENSATION, StepTotal.status == "succeeded")
+        .group_by(StepTotal.kind, StepTotal.task_name)).all()
     family = CounterMetricFamily("petstore_saga_compensations",
                                  "Successful compensation attempts, by saga kind and task.",
                                  labels=["kind", "task_name"])
     for kind, task_name, count in sorted(rows):
-        family.add_metric([kind, task_name], count)
+        family.add_metric([kind, task_name], int(count))
     return family
 
 
 def _step_durations(session: Session) -> Metric:
-    """A histogram per task of how long answered attempts took, bucketed by the database."""
-    duration = _seconds(SagaStep.started_at, SagaStep.ended_at)
-    rows = session.execute(
-        select(SagaStep.task_name,
-               func.count(),
-               func.coalesce(func.sum(duration), 0.0),
-               *(func.count().filter(duration <= bound) for bound in BUCKETS))
-        .where(SagaStep.status.in_(ANSWERED), SagaStep.started_at.is_not(None),
-               SagaStep.ended_at.is_not(None))
-        .group_by(SagaStep.task_name)).all()
+    """A histogram per task of how long answered attempts took."""
+    by_task: dict[str, list[tuple[int, int, float]]] = {}
+    for task_name, bucket, count, seconds in session.execute(
+            select(StepTotal.task_name, StepTotal.bucket, func.sum(StepTotal.n),
+                   func.sum(StepTotal.seconds))
+            .where(StepTotal.status.in_(ANSWERED))
+            .group_by(StepTotal.task_name, StepTotal.bucket)):
+        by_task.setdefault(task_name, []).append((bucket, int(count), float(seconds)))
     family = HistogramMetricFamily("petstore_saga_step_duration_seconds",
                                    "Duration of answered saga step attempts, by task.",
                                    labels=["task_name"])
-    for task_name, count, total, *cumulative in sorted(rows):
-        family.add_metric([task_name], _buckets(cumulative, count), float(total))
+    for task_name, buckets in sorted(by_task.items()):
+        counts = dict.fromkeys(range(len(STEP_BUCKETS) + 1), 0)
+        for bucket, count, _ in buckets:
+            counts[bucket] += count
+        cumulative = list(accumulate(counts[i] for i in range(len(STEP_BUCKETS))))
+        family.add_metric([task_name], _buckets(cumulative, sum(counts.values())),
+                          sum(seconds for _, _, seconds in buckets))
     return family
 
 
 def _buckets(cumulative: Sequence[int], count: int) -> list[tuple[str, float]]:
     # Labels formatted as prometheus_client's own Histogram does ("1.0", "+Inf").
-    return [*((floatToGoString(bound), n) for bound, n in zip(BUCKETS, cumulative, strict=True)),
+    return [*((floatToGoString(bound), n) for bound, n in zip(STEP_BUCKETS, cumulative,
+                                                               strict=True)),
             ("+Inf", count)]
 
 

@@ -12,10 +12,12 @@ from flask import Flask
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import delete
 
-import web.metrics
 from models.db import unit_of_work, utcnow
 from models.outbox import OutboxMessage
-from models.saga import Saga, SagaStep
+from models.saga import SAGA_STATUSES, STEP_BUCKETS, Saga, SagaStep
+from sagas import engine, registry
+from sagas.definition import Refusal, SagaDefinition, Step
+from sagas.machine import Delivery
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -143,7 +145,7 @@ def test_step_durations_are_a_consistent_histogram(metrics_app, seeded):
     buckets = {dict(labels)["le"]: count for (sample, labels), count in samples.items()
                if sample == f"{name}_bucket" and ("task_name", seeded.act) in labels}
     bounds = sorted(buckets, key=float)  # float("+Inf") sorts last
-    assert bounds[-1] == "+Inf" and len(bounds) == len(web.metrics.BUCKETS) + 1
+    assert bounds[-1] == "+Inf" and len(bounds) == len(STEP_BUCKETS) + 1
     cumulative = [buckets[bound] for bound in bounds]
     assert cumulative == sorted(cumulative)
     count = value(samples, f"{name}_count", task_name=seeded.act)
@@ -166,3 +168,46 @@ def test_outbox_backlog_and_age(metrics_app, seeded):
 def test_metrics_stay_out_of_the_openapi_document(metrics_app):
     paths = metrics_app.test_client().get("/v2/openapi.json").json["paths"]
     assert not any(path.endswith("/metrics") for path in paths)
+
+
+class Declined(Refusal):
+    """The test saga's second step refuses."""
+
+
+def test_the_counters_follow_a_saga_through_the_engine(metrics_app, monkeypatch):
+    kind = f"test_counted_{uuid.uuid4().hex[:8]}"
+    book, pay, cancel = f"{kind}.book", f"{kind}.pay", f"{kind}.cancel"
+    definition = SagaDefinition(kind, (Step("book", action=book, compensation=cancel),
+                                       Step("pay", action=pay)))
+    monkeypatch.setitem(registry.DEFINITIONS, kind, definition)
+    with unit_of_work() as session:
+        saga_id = str(engine.start(session, definition, {}).id)
+
+    def deliver(task: str, step: str, phase: str, work) -> None:
+        engine.run_step(task, work, Delivery(saga_id, step, phase, started_at=utcnow()))
+
+    try:
+        _, samples = scrape(metrics_app)
+        assert value(samples, "petstore_sagas", kind=kind, status="running") == 1
+        assert value(samples, "petstore_sagas_started_total", kind=kind) == 1
+        deliver(book, "book", "action", lambda session, data: {"room": 12})
+        with pytest.raises(engine.StepRefused):
+            deliver(pay, "pay", "action", lambda session, data: (_ for _ in ()).throw(
+                Declined("card declined")))
+        deliver(cancel, "book", "compensation", lambda session, data: None)
+        _, samples = scrape(metrics_app)
+        assert {status: value(samples, "petstore_sagas", kind=kind, status=status)
+                for status in SAGA_STATUSES} == {status: int(status == "compensated")
+                                                 for status in SAGA_STATUSES}
+        assert value(samples, "petstore_sagas_ended_total", kind=kind,
+                     status="compensated") == 1
+        assert value(samples, "petstore_saga_compensations_total", kind=kind,
+                     task_name=cancel) == 1
+        for task in (book, pay, cancel):  # each answered once: succeeded, refused, succeeded
+            assert value(samples, "petstore_saga_step_duration_seconds_count",
+                         task_name=task) == 1
+    finally:
+        with unit_of_work() as session:
+            session.execute(delete(OutboxMessage).where(
+                OutboxMessage.payload["saga_id"].astext == saga_id))
+            session.execute(delete(Saga).where(Saga.id == uuid.UUID(saga_id)))

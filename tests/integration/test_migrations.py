@@ -75,3 +75,36 @@ def test_sagas_refused_at_their_first_step_are_refused_after_the_upgrade(scratch
         assert set(connection.execute(text("SELECT status FROM sagas")).scalars()) == {
             "compensated"}
     engine.dispose()
+
+
+def test_the_saga_counters_start_from_the_rows_there_are(scratch_database):
+    command.upgrade(alembic_config(), "0008")
+    engine = create_engine(scratch_database)
+    with engine.begin() as connection:
+        for status in ("completed", "completed", "running"):
+            saga_id = uuid.uuid4()
+            connection.execute(text(
+                "INSERT INTO sagas (id, kind, status, payload, current_step, phase, attempt, "
+                "sweeps, version, created_at, updated_at) VALUES (:id, 'trip', :status, '{}', "
+                "0, 'action', 1, 0, 1, now(), now())"), {"id": saga_id, "status": status})
+            connection.execute(text(
+                "INSERT INTO saga_steps (saga_id, step, step_index, phase, attempt, status, "
+                "task_name, started_at, ended_at) VALUES (:id, 'book', 0, 'action', 1, "
+                "'succeeded', 'hotels.book', now() - interval '30 milliseconds', now())"),
+                {"id": saga_id})
+    command.upgrade(alembic_config(), "head")
+    with engine.connect() as connection:
+        counts = dict(connection.execute(text(
+            "SELECT status, sum(n) FROM saga_counts WHERE kind = 'trip' GROUP BY status")).all())
+        totals = dict(connection.execute(text(
+            "SELECT event, sum(n) FROM saga_totals WHERE kind = 'trip' GROUP BY event")).all())
+        steps = connection.execute(text(
+            "SELECT bucket, sum(n) FROM step_totals WHERE task_name = 'hotels.book' "
+            "GROUP BY bucket")).all()
+    assert counts == {"completed": 2, "running": 1}
+    assert totals == {"started": 3, "completed": 2}
+    assert steps == [(3, 3)]  # 30 ms: above 0.025 s, at most 0.05 s, the fourth bucket
+    command.downgrade(alembic_config(), "0008")
+    assert not {"saga_counts", "saga_totals", "step_totals"} & set(
+        inspect(engine).get_table_names())
+    engine.dispose()

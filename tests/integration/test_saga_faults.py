@@ -77,8 +77,10 @@ def commands(saga_id: str) -> list[OutboxMessage]:
 
 
 def settled_saga(saga_id: str) -> Saga:
+    # A deadline, not a figure: a step that kills its worker five times waits each time for
+    # the pool to replace the child it lost, which takes seconds on a loaded machine.
     return eventually(lambda: (saga := saga_log(saga_id)[0]).status in (
-        "completed", "compensated", "refused", "failed") and saga, timeout=30)
+        "completed", "compensated", "refused", "failed") and saga, timeout=90)
 
 
 def order_status(order_id: int) -> str | None:
