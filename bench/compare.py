@@ -3,12 +3,12 @@
     .venv/bin/python bench/compare.py 183e9fa HEAD --rounds 8 --sagas 400
 
 On a shared machine one run of `bench/sagas.py` per commit, minutes apart, measures the
-machine as much as the change. Here embedded PostgreSQL and Redis start once; each round
-runs, for each commit in turn (the order flipped every round), a fresh worker of that
-commit's code: a warm-up, N three-task chains, N create-order sagas, N chains again, and
-the saga rate over the mean of the two chain rates. Each commit's code runs under this
-checkout's `bench/` (copied into its worktree), so only the system differs. The figure is
-the median of the rounds.
+machine as much as the change. Here embedded PostgreSQL (with a database for each commit,
+migrated by that commit's code) and Redis start once; each round runs, for each commit in
+turn (the order flipped every round), a fresh worker of that commit's code: a warm-up, N
+three-task chains, N create-order sagas, N chains again, and the saga rate over the mean
+of the two chain rates. Each commit's code runs under this checkout's `bench/` (copied
+into its worktree), so only the system differs. The figure is the median of the rounds.
 """
 
 from __future__ import annotations
@@ -55,6 +55,17 @@ def checkout(commit: str, into: Path) -> Path:
     return tree
 
 
+def database_of(url: str, name: str) -> str:
+    """A new database `name` on the server of `url`; its URL."""
+    from sqlalchemy import create_engine, make_url, text
+
+    server = create_engine(make_url(url).set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with server.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    server.dispose()
+    return make_url(url).set(database=name).render_as_string(hide_password=False)
+
+
 def one_round(tree: Path, count: int, env: dict[str, str]) -> float:
     done = subprocess.run([sys.executable, "-c", ROUND, str(tree), str(count)], cwd=tree,
                           env=env, capture_output=True, text=True)
@@ -75,13 +86,16 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="petstore-compare-"))
     trees = [checkout(commit, work) for commit in args.commits]
     servers = EmbeddedServers(work / "servers", redis_port=free_port()).start()
-    env = {**os.environ, "DATABASE_URL": servers.database_url, "REDIS_URL": servers.redis_url}
+    # One database a commit, on the same server: each migrates its own to its own schema.
+    envs = {commit: {**os.environ, "REDIS_URL": servers.redis_url,
+                     "DATABASE_URL": database_of(servers.database_url, f"compare_{i}")}
+            for i, commit in enumerate(args.commits)}
     ratios: dict[str, list[float]] = {commit: [] for commit in args.commits}
     try:
         for i in range(args.rounds):
             turns = list(zip(args.commits, trees, strict=True))
             for commit, tree in turns if i % 2 == 0 else turns[::-1]:
-                ratios[commit].append(one_round(tree, args.sagas, env))
+                ratios[commit].append(one_round(tree, args.sagas, envs[commit]))
                 print(f"round {i + 1}: {commit} {ratios[commit][-1]:.3f}", flush=True)
     finally:
         servers.stop()
