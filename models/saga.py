@@ -6,7 +6,7 @@ Shared infrastructure like the outbox: the engine in `sagas/` is the only writer
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -54,6 +54,13 @@ class SagaStep(Base):
     ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # The worker host that ran the attempt (Celery's hostname); None before revision 0008.
     worker: Mapped[str | None] = mapped_column(String(200))
+
+    @property
+    def took(self) -> timedelta | None:
+        """How long the attempt ran; None while it runs."""
+        if self.started_at is None or self.ended_at is None:
+            return None
+        return self.ended_at - self.started_at
 
     __table_args__ = (
         Index("ix_saga_steps_saga_id", "saga_id", "id"),

@@ -1,6 +1,6 @@
 """Whether this code keeps what sagas in flight need: the definitions they started on.
 
-`sagas/versions.json` records every definition version deployed so far, by kind. A change
+`sagas/versions.json` lists, by kind, the definition versions sagas may be running on. A change
 to a definition makes a new version; this check fails until the new version is recorded
 and the old definition is kept in `sagas.retired`, so that a deploy never strands the sagas
 started on it. A version leaves the record (and `sagas.retired`) only once no saga in

@@ -376,7 +376,7 @@ def _send(definition: SagaDefinition, decision: Decision, now: datetime) -> Deci
     saga = decision.saga
     step = definition.steps[saga.current_step]
     return decision.then(replace(saga, deadline_at=now + timedelta(seconds=step.timeout)),
-                         Command(_task_name(step, saga.phase), step.name, saga.phase))
+                         Command(task_name(step, saga.phase), step.name, saga.phase))
 
 
 def _advance(definition: SagaDefinition, decision: Decision, now: datetime) -> Decision:
@@ -451,7 +451,7 @@ def _attempt(definition: SagaDefinition, saga: SagaState, delivery: Delivery, st
              **times: Any) -> Attempt:
     step = definition.steps[saga.current_step]
     return Attempt(step=step.name, step_index=saga.current_step, phase=saga.phase,
-                   attempt=saga.attempt, status=status, task_name=_task_name(step, saga.phase),
+                   attempt=saga.attempt, status=status, task_name=task_name(step, saga.phase),
                    task_id=delivery.task_id, worker=delivery.worker, **times)
 
 
@@ -465,5 +465,6 @@ def policy(definition: SagaDefinition, saga: SagaState) -> Retry:
     return step.retry if saga.phase == ACTION else step.compensation_retry
 
 
-def _task_name(step: Step, phase: str) -> str:
+def task_name(step: Step, phase: str) -> str:
+    """The task a step's phase runs."""
     return step.action if phase == ACTION else step.compensation  # type: ignore[return-value]

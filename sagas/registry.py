@@ -8,6 +8,8 @@ would strand some.
 
 from __future__ import annotations
 
+from typing import Any
+
 from common.settings import get_settings
 from sagas.definition import SagaDefinition
 from sagas.orders import approve_order, cancel_order, create_order, deliver_order
@@ -40,6 +42,11 @@ def definition_of(kind: str, version: str | None = None) -> SagaDefinition:
 def registered() -> list[SagaDefinition]:
     """Every definition a saga may run on: the retired ones, then the current ones."""
     return [*RETIRED, *DEFINITIONS.values()]
+
+
+def current_step(saga: Any) -> str:
+    """The name of the step a saga (a row or a state: kind, version, step index) is at."""
+    return step_name(saga.kind, saga.definition_version, saga.current_step)
 
 
 def step_name(kind: str, version: str | None, index: int) -> str:

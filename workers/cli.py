@@ -19,16 +19,12 @@ from models.db import unit_of_work
 from models.saga import FAILED, IN_FLIGHT, RUNNING, SAGA_STATUSES, Saga, SagaStep
 from sagas import check, engine
 from sagas.machine import AbortOrdered, CompensationOrdered, Event, RetryOrdered
-from sagas.registry import DEFINITIONS, registered, step_name
+from sagas.registry import DEFINITIONS, current_step, registered
 from workers import explain, repair
 
 
 def _when(moment) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S") if moment else "-"
-
-
-def _step_name(saga: Saga) -> str:
-    return step_name(saga.kind, saga.definition_version, saga.current_step)
 
 
 @click.group()
@@ -51,7 +47,7 @@ def list_sagas(status: str | None, kind: str | None, limit: int) -> None:
         sagas = session.scalars(query).all()
     click.echo(f"{'ID':36}  {'KIND':14}  {'STATUS':12}  {'STEP':18}  {'PHASE':12}  STARTED")
     for row in sagas:
-        click.echo(f"{row.id!s:36}  {row.kind:14}  {row.status:12}  {_step_name(row):18}  "
+        click.echo(f"{row.id!s:36}  {row.kind:14}  {row.status:12}  {current_step(row):18}  "
                    f"{row.phase:12}  {_when(row.created_at)}")
     if not sagas:
         click.echo("(no sagas)")
@@ -126,7 +122,7 @@ def show(saga_id: str) -> None:
     found = _found(saga_id)
     click.echo(f"saga {found.id}  {found.kind}  {found.status}  version {found.version}  "
                f"definition {found.definition_version or '(none)'}")
-    click.echo(f"at {_step_name(found)} ({found.phase}), data {found.payload}")
+    click.echo(f"at {current_step(found)} ({found.phase}), data {found.payload}")
     if found.error:
         click.echo(f"error: {found.error}")
     click.echo(f"\n{'STEP':18}  {'PHASE':12}  {'TRY':>3}  {'STATUS':10}  {'TASK':26}  "
@@ -161,9 +157,7 @@ def _found(saga_id: str) -> Saga:
 
 
 def _took(step: SagaStep) -> str:
-    if step.started_at is None or step.ended_at is None:
-        return "-"
-    return f"{(step.ended_at - step.started_at).total_seconds() * 1000:.0f} ms"
+    return "-" if step.took is None else f"{step.took.total_seconds() * 1000:.0f} ms"
 
 
 def _selecting(command: Callable[..., None]) -> Callable[..., None]:
@@ -226,7 +220,7 @@ def _act(command: repair.Act, saga_id: str, done: str) -> None:
     try:
         with unit_of_work() as session:
             changed = command(session, saga_id)
-            status, step, phase = changed.status, _step_name(changed), changed.phase
+            status, step, phase = changed.status, current_step(changed), changed.phase
     except engine.SagaStateError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"saga {saga_id} {done}: now {status} at {step} ({phase})")

@@ -10,7 +10,7 @@ from kombu.exceptions import OperationalError as BrokerError
 from redis.exceptions import RedisError
 
 from models.db import utcnow
-from models.saga import ACTION, IN_FLIGHT, Saga
+from models.saga import IN_FLIGHT, Saga
 from sagas import machine
 from sagas.machine import TimedOut
 from sagas.registry import definition_of
@@ -24,7 +24,7 @@ def waiting_for(saga: Saga) -> dict[str, Any] | None:
         return None
     definition = definition_of(saga.kind, saga.definition_version)
     step = definition.steps[saga.current_step]
-    task = step.action if saga.phase == ACTION else step.compensation
+    task = machine.task_name(step, saga.phase)
     queue = app.amqp.router.route({}, task)["queue"].name
     attempts = [entry for entry in saga.steps
                 if (entry.step_index, entry.phase) == (saga.current_step, saga.phase)]

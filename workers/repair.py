@@ -24,7 +24,7 @@ from models.saga import COMPENSATING, Saga
 from sagas import machine
 from sagas.engine import SagaStateError
 from sagas.machine import Answered, Command, Delivery, Event, SagaState
-from sagas.registry import UnknownDefinition, definition_of, step_name
+from sagas.registry import UnknownDefinition, current_step, definition_of
 
 # More sagas than this and a command asks before it acts (unless --yes).
 HANDFUL = 5
@@ -58,7 +58,7 @@ class Selection:
             query = query.limit(self.limit)
         sagas = list(session.scalars(query))
         if self.step is not None:  # its name depends on the definition each saga runs on
-            sagas = [saga for saga in sagas if _step_name(saga) == self.step][:self.limit]
+            sagas = [saga for saga in sagas if current_step(saga) == self.step][:self.limit]
         return sagas
 
 
@@ -91,12 +91,8 @@ def _commands(decision: machine.Decision) -> list[Command]:
     return [effect for effect in decision.effects if isinstance(effect, Command)]
 
 
-def _step_name(saga: Saga | SagaState) -> str:
-    return step_name(saga.kind, saga.definition_version, saga.current_step)
-
-
 def describe(saga: Saga) -> str:
-    return f"saga {saga.id}  {saga.kind}  {saga.status} at {_step_name(saga)} ({saga.phase})"
+    return f"saga {saga.id}  {saga.kind}  {saga.status} at {current_step(saga)} ({saga.phase})"
 
 
 def act_on_each(act: Act, done: str, sagas: list[Saga], *, yes: bool) -> Counter[str]:

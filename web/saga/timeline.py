@@ -76,7 +76,7 @@ def _bar(attempt: SagaStep, y: int, start: datetime, span: float, flower_url: st
     scale = (WIDTH - LABELS - 20) / span
     began = attempt.started_at or start
     x = LABELS + (began - start).total_seconds() * scale
-    took = ((attempt.ended_at - began).total_seconds() if attempt.ended_at else None)
+    took = None if attempt.took is None else attempt.took.total_seconds()
     width = max((took or 0) * scale, 3)
     colour = COLOURS.get(attempt.status, "#9e9e9e")
     undoing = attempt.phase == COMPENSATION

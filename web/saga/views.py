@@ -16,7 +16,7 @@ from sqlalchemy.orm import selectinload
 from common.settings import get_settings
 from models.db import INT64_MAX, unit_of_work
 from models.saga import SAGA_STATUSES, Saga, SagaStep
-from sagas.registry import DEFINITIONS, step_name
+from sagas.registry import DEFINITIONS, current_step
 from web.api import Blueprint
 from web.auth import current_user, login_required
 from web.saga import timeline
@@ -41,9 +41,7 @@ class SagaStepSchema(Schema):
 
     def duration_ms(self, step: SagaStep) -> int | None:
         """How long the attempt ran; None while it runs."""
-        if step.started_at is None or step.ended_at is None:
-            return None
-        return (step.ended_at - step.started_at) // timedelta(milliseconds=1)
+        return None if step.took is None else step.took // timedelta(milliseconds=1)
 
 
 class SagaSchema(Schema):
@@ -61,7 +59,7 @@ class SagaSchema(Schema):
     endedAt = fields.DateTime(attribute="ended_at", allow_none=True)
 
     def step_name(self, saga: Saga) -> str:
-        return step_name(saga.kind, saga.definition_version, saga.current_step)
+        return current_step(saga)
 
 
 class WaitingSchema(Schema):
