@@ -10,12 +10,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
-    BigInteger,
     DateTime,
-    Float,
     ForeignKey,
     Index,
-    SmallInteger,
     String,
     Text,
     text,
@@ -110,48 +107,4 @@ class Saga(Base):
     )
 
 
-# Counters the database keeps as sagas and their attempts change (triggers, migration
-# 0009), so that the metrics cost the same however much history the tables hold. Each
-# process's connections write a shard of their own (`pg_backend_pid() % 16`), so that
-# concurrent transactions do not queue on one row; a reader sums the shards.
-STEP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-ANSWERED = ("succeeded", "failed", "refused")
-
-
-class SagaCount(Base):
-    """How many sagas of a kind are in a status now."""
-
-    __tablename__ = "saga_counts"
-
-    kind: Mapped[str] = mapped_column(String(50), primary_key=True)
-    status: Mapped[str] = mapped_column(String(16), primary_key=True)
-    shard: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
-    n: Mapped[int] = mapped_column(BigInteger)
-
-
-class SagaTotal(Base):
-    """How many sagas of a kind ever started (`event` "started"), or reached an end status."""
-
-    __tablename__ = "saga_totals"
-
-    kind: Mapped[str] = mapped_column(String(50), primary_key=True)
-    event: Mapped[str] = mapped_column(String(16), primary_key=True)
-    shard: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
-    n: Mapped[int] = mapped_column(BigInteger)
-
-
-class StepTotal(Base):
-    """Answered attempts (ANSWERED) ever, by saga kind, task, phase, status and duration
-    bucket (the index of the first of STEP_BUCKETS they took at most; past the last, its
-    length), with their seconds."""
-
-    __tablename__ = "step_totals"
-
-    kind: Mapped[str] = mapped_column(String(50), primary_key=True)
-    task_name: Mapped[str] = mapped_column(String(100), primary_key=True)
-    phase: Mapped[str] = mapped_column(String(16), primary_key=True)
-    status: Mapped[str] = mapped_column(String(16), primary_key=True)
-    bucket: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
-    shard: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
-    n: Mapped[int] = mapped_column(BigInteger)
-    seconds: Mapped[float] = mapped_column(Float)
+ANSWERED = ("succeeded", "failed", "refused")  # an attempt that ended with an answer

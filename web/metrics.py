@@ -2,9 +2,9 @@
 
 The API runs as several gunicorn workers and the sagas move in Celery workers, so no
 process's memory knows the whole story. The database keeps the saga figures as counters,
-updated by triggers in the transactions that change sagas and attempts (migration 0009),
-so a scrape reads a few dozen rows however long the history; the outbox's figures read
-only what is pending.
+appended to by triggers in the transactions that change sagas and attempts and folded
+(`models.counters`), so a scrape reads a few dozen rows and those added since the last
+fold, however long the history; the outbox's figures read only what is pending.
 It is served at `/metrics`, beside the API rather than in it, so it stays out of the
 OpenAPI document. Order volume is business data: like any dashboard, it asks for
 credentials by default, a bearer token (PETSTORE_METRICS_TOKEN), and with none configured
@@ -30,18 +30,11 @@ from prometheus_client.utils import floatToGoString
 from sqlalchemy import ColumnElement, Float, cast, func, select
 from sqlalchemy.orm import Session
 
+from models import counters
+from models.counters import STEP_BUCKETS, saga_counts, saga_totals, step_totals
 from models.db import unit_of_work
 from models.outbox import OutboxMessage
-from models.saga import (
-    ANSWERED,
-    COMPENSATION,
-    ENDED,
-    SAGA_STATUSES,
-    STEP_BUCKETS,
-    SagaCount,
-    SagaTotal,
-    StepTotal,
-)
+from models.saga import ANSWERED, COMPENSATION, ENDED, SAGA_STATUSES
 from web.api import error_response
 
 
@@ -54,13 +47,13 @@ def _sagas(session: Session) -> list[Metric]:
     """Sagas by kind and status now; sagas started and ended, ever."""
     now: dict[str, dict[str, int]] = {}
     for kind, status, count in session.execute(
-            select(SagaCount.kind, SagaCount.status, func.sum(SagaCount.n))
-            .group_by(SagaCount.kind, SagaCount.status)):
+            select(saga_counts.c.kind, saga_counts.c.status, func.sum(saga_counts.c.n))
+            .group_by(saga_counts.c.kind, saga_counts.c.status)):
         now.setdefault(kind, {})[status] = int(count)
     totals: dict[str, dict[str, int]] = {}
     for kind, event, count in session.execute(
-            select(SagaTotal.kind, SagaTotal.event, func.sum(SagaTotal.n))
-            .group_by(SagaTotal.kind, SagaTotal.event)):
+            select(saga_totals.c.kind, saga_totals.c.event, func.sum(saga_totals.c.n))
+            .group_by(saga_totals.c.kind, saga_totals.c.event)):
         totals.setdefault(kind, {})[event] = int(count)
     current = GaugeMetricFamily("petstore_sagas", "Sagas by kind and current status.",
                                 labels=["kind", "status"])
@@ -84,10 +77,11 @@ def _compensations(session: Session) -> Metric:
 
     Both labels: the kind says which business flow rolled back, the task which step undid.
     """
+    steps = step_totals.c
     rows = session.execute(
-        select(StepTotal.kind, StepTotal.task_name, func.sum(StepTotal.n))
-        .where(StepTotal.phase == COMPENSATION, StepTotal.status == "succeeded")
-        .group_by(StepTotal.kind, StepTotal.task_name)).all()
+        select(steps.kind, steps.task_name, func.sum(steps.n))
+        .where(steps.phase == COMPENSATION, steps.status == "succeeded")
+        .group_by(steps.kind, steps.task_name)).all()
     family = CounterMetricFamily("petstore_saga_compensations",
                                  "Successful compensation attempts, by saga kind and task.",
                                  labels=["kind", "task_name"])
@@ -99,11 +93,10 @@ def _compensations(session: Session) -> Metric:
 def _step_durations(session: Session) -> Metric:
     """A histogram per task of how long answered attempts took."""
     by_task: dict[str, list[tuple[int, int, float]]] = {}
+    steps = step_totals.c
     for task_name, bucket, count, seconds in session.execute(
-            select(StepTotal.task_name, StepTotal.bucket, func.sum(StepTotal.n),
-                   func.sum(StepTotal.seconds))
-            .where(StepTotal.status.in_(ANSWERED))
-            .group_by(StepTotal.task_name, StepTotal.bucket)):
+            select(steps.task_name, steps.bucket, func.sum(steps.n), func.sum(steps.seconds))
+            .where(steps.status.in_(ANSWERED)).group_by(steps.task_name, steps.bucket)):
         by_task.setdefault(task_name, []).append((bucket, int(count), float(seconds)))
     family = HistogramMetricFamily("petstore_saga_step_duration_seconds",
                                    "Duration of answered saga step attempts, by task.",
@@ -143,11 +136,13 @@ def _outbox(session: Session) -> list[Metric]:
 
 
 class PetstoreCollector(Collector):
-    """Reads every metric in one short read-only transaction per scrape."""
+    """Reads every metric in one short transaction per scrape, which first folds the
+    counters' rows added since the last fold."""
 
     def collect(self) -> Iterable[Metric]:
         # Collected into a list first so the transaction ends before exposition starts.
         with unit_of_work() as session:
+            counters.fold(session.connection())
             return [*_sagas(session), _compensations(session), _step_durations(session),
                     *_outbox(session)]
 

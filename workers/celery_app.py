@@ -25,7 +25,7 @@ QUEUES = ("pets", "photos", "orders", "inventory", "sagas")
 # steps, not for these: they send no task events, beat sends none for them (`_quiet_beat`),
 # and Celery's routine lines about them are left out of the logs (`workers.logs`). What one
 # of them does, it logs itself; its failures are logged as any task's.
-HOUSEKEEPING = ("outbox.relay", "sagas.sweep", "orders.expire_holds")
+HOUSEKEEPING = ("outbox.relay", "sagas.sweep", "orders.expire_holds", "sagas.fold_counters")
 # Task names are `service.action`; the service's name picks its queue.
 ROUTES = {
     "pets.*": {"queue": "pets"},
@@ -70,6 +70,8 @@ def config() -> dict[str, Any]:
             # Placed orders whose hold lapsed: an indexed read when none has.
             "expire-order-holds": {"task": "orders.expire_holds",
                                    "schedule": settings.sweep_interval},
+            # Keeps the metrics' counter tables short when nobody scrapes them.
+            "fold-saga-counters": {"task": "sagas.fold_counters", "schedule": 60.0},
         },
     }
 

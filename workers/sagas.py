@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from models import counters
 from models.db import unit_of_work
 from sagas import engine
 from workers.celery_app import housekeeping
@@ -19,3 +20,10 @@ def sweep() -> int:
     if overdue:
         log.info("dispatched again the steps of %d overdue sagas", overdue)
     return overdue
+
+
+@housekeeping("sagas.fold_counters")
+def fold_counters() -> bool:
+    """Sum the metrics' counter rows into one per key (`models.counters`)."""
+    with unit_of_work() as session:
+        return counters.fold(session.connection())

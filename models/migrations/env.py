@@ -2,6 +2,7 @@
 
 from alembic import context
 
+import models.counters
 import models.inventory
 import models.order
 import models.outbox

@@ -10,11 +10,13 @@ from datetime import timedelta
 import pytest
 from flask import Flask
 from prometheus_client.parser import text_string_to_metric_families
-from sqlalchemy import delete
+from sqlalchemy import delete, func, select
 
+from models import counters
+from models.counters import STEP_BUCKETS, saga_counts
 from models.db import unit_of_work, utcnow
 from models.outbox import OutboxMessage
-from models.saga import SAGA_STATUSES, STEP_BUCKETS, Saga, SagaStep
+from models.saga import SAGA_STATUSES, Saga, SagaStep
 from sagas import engine, registry
 from sagas.definition import Refusal, SagaDefinition, Step
 from sagas.machine import Delivery
@@ -172,6 +174,36 @@ def test_metrics_stay_out_of_the_openapi_document(metrics_app):
 
 class Declined(Refusal):
     """The test saga's second step refuses."""
+
+
+def test_a_fold_keeps_every_sum_in_one_row_per_key(metrics_app, seeded):
+    def rows() -> list[tuple[str, int]]:
+        with unit_of_work() as session:
+            return session.execute(select(saga_counts.c.status, saga_counts.c.n)
+                                   .where(saga_counts.c.kind == seeded.kind)).all()
+
+    before, added = scrape(metrics_app)[1], rows()  # the scrape folded what was there
+    with unit_of_work() as session:  # each saga moving adds its two rows
+        session.execute(Saga.__table__.update().where(
+            Saga.kind == seeded.kind, Saga.status == "running").values(status="failed"))
+    assert len(rows()) == len(added) + 2
+    with unit_of_work() as session:
+        assert counters.fold(session.connection())
+    folded = dict(rows())
+    assert len(folded) == len(rows()) and folded["running"] == 0 and folded["failed"] == 2
+    after = scrape(metrics_app)[1]
+    assert value(after, "petstore_sagas", kind=seeded.kind, status="failed") == 2
+    assert value(after, "petstore_sagas_started_total", kind=seeded.kind) == value(
+        before, "petstore_sagas_started_total", kind=seeded.kind)
+
+
+def test_a_fold_gives_way_to_one_already_folding(metrics_app, seeded):
+    with unit_of_work() as folding, unit_of_work() as session:
+        folding.execute(select(func.pg_advisory_xact_lock(counters.FOLDING)))
+        assert not counters.fold(session.connection())
+        # A scrape meanwhile sums the rows as they are.
+        assert value(scrape(metrics_app)[1], "petstore_sagas", kind=seeded.kind,
+                     status="completed") == 2
 
 
 def test_the_counters_follow_a_saga_through_the_engine(metrics_app, monkeypatch):
