@@ -3,13 +3,24 @@ invariants, as figures. Exits 1 if any invariant is broken.
 
     .venv/bin/python bench/chaos.py --duration 300            # the release run (make chaos)
     .venv/bin/python bench/chaos.py --duration 45 --seed 1    # the test suite's run
+    .venv/bin/python bench/chaos.py --broker rabbitmq         # on RabbitMQ (127.0.0.1:5672)
+    .venv/bin/python bench/chaos.py --hosts 3                 # workers on three hosts
 
 It starts its own embedded PostgreSQL and Redis (it must restart them), the API under
 gunicorn, several worker processes, an orchestrator worker (the `sagas` queue) and beat,
 all on loopback. Meanwhile it SIGKILLs random worker processes and the orchestrator (a
 supervisor restarts them), restarts Redis, stops it for 10 seconds, restarts PostgreSQL,
 then crashes it (an immediate shutdown: no checkpoint, unwritten log lost) and starts it,
-delivers every message twice and injects transient step errors.
+delivers every message twice and injects transient step errors. With `--broker rabbitmq`
+the broker is the RabbitMQ at `--rabbitmq-url` (Redis keeps only the API's rate limits), in
+a virtual host of the run's own, and RabbitMQ is restarted too (`rabbitmqctl`).
+
+With `--hosts N` (N > 1) the service workers run on N hosts (bench/hosts.py: network
+namespaces with hostnames of their own, reaching PostgreSQL and the broker over links of
+their own with 2 ms of latency each way), and the faults add: a whole host killed (every
+process on it), a host cut off from the broker for 20 seconds and another from PostgreSQL
+for 20 seconds, then reconnected. Where namespaces cannot be made it says why and runs on
+one host.
 
 `--seed` seeds every random choice it makes (the load's and the fault schedule's; the
 report prints it, and a run without one picks one). The threads and the servers' timing
@@ -43,11 +54,18 @@ sys.path.insert(0, str(ROOT))
 
 import psutil  # noqa: E402
 
-from petstore.embedded import EmbeddedServers, free_port  # noqa: E402
+from bench.hosts import Hosts, server_address  # noqa: E402
+from petstore.embedded import (  # noqa: E402
+    RABBITMQ_URL,
+    EmbeddedServers,
+    RabbitVirtualHost,
+    free_port,
+)
 
 STEP_FAULTS = ("inventory.reserve_stock=error:0.2,orders.place_order=error:0.1,"
                "pets.sell_pet=error:0.1,inventory.count_release=error:0.2")
 OWNER = ("owner", "chaos-owner-password")
+CUT_SECONDS = 20  # a host cut off from a server, then reconnected
 
 
 # --- the system -------------------------------------------------------------------------
@@ -59,6 +77,7 @@ class Proc:
     command: list[str]
     process: subprocess.Popen | None = None
     restarts: int = 0
+    host: int | None = None  # on bench/hosts.py's host of that number; None: this one
 
 
 @dataclass
@@ -66,6 +85,7 @@ class System:
     env: dict[str, str]
     log_dir: Path
     workers: int
+    hosts: Hosts | None = None  # the service workers' hosts, round robin; else this one
     procs: list[Proc] = field(default_factory=list)
     port: int = field(default_factory=free_port)
     stopping: bool = False
@@ -77,8 +97,9 @@ class System:
             Proc("api", [sys.executable, "-m", "gunicorn", "-c", "python:petstore.gunicorn_conf",
                          "--bind", f"127.0.0.1:{self.port}", "--workers", "3",
                          "--timeout", "60", "web:create_app()"]),
-            *(Proc(f"worker{i}", [*celery, "worker", "--queues", queues, "--concurrency", "2",
-                                  "--hostname", f"worker{i}@chaos", "--loglevel", "INFO"])
+            *(self._on_host(i, Proc(f"worker{i}", [
+                *celery, "worker", "--queues", queues, "--concurrency", "2",
+                "--hostname", f"worker{i}@%h", "--loglevel", "INFO"]))
               for i in range(self.workers)),
             Proc("orchestrator", [*celery, "worker", "--queues", "sagas", "--concurrency", "1",
                                   "--hostname", "orchestrator@chaos", "--loglevel", "INFO"]),
@@ -89,9 +110,24 @@ class System:
             self._spawn(proc)
         threading.Thread(target=self._supervise, daemon=True).start()
 
+    def _on_host(self, number: int, proc: Proc) -> Proc:
+        """The process on host `number % hosts`, reaching the servers over its links."""
+        if self.hosts is not None:
+            proc.host = number % self.hosts.count
+            proc.command = self.hosts.command(proc.host, proc.command)
+        return proc
+
     def _spawn(self, proc: Proc) -> None:
         log = (self.log_dir / f"{proc.name}.log").open("ab")
-        proc.process = subprocess.Popen(proc.command, env=self.env, cwd=ROOT, stdout=log,
+        env = self.env
+        if proc.host is not None:
+            env = {**env, "DATABASE_URL": self.hosts.url(proc.host, "postgres",
+                                                         env["DATABASE_URL"])}
+            for name in ("BROKER_URL", "REDIS_URL"):  # the broker: Redis unless BROKER_URL
+                if name in env:
+                    env[name] = self.hosts.url(proc.host, "broker", env[name])
+                    break
+        proc.process = subprocess.Popen(proc.command, env=env, cwd=ROOT, stdout=log,
                                         stderr=subprocess.STDOUT, start_new_session=True)
 
     def _supervise(self) -> None:
@@ -268,7 +304,9 @@ class Chaos:
     system: System
     servers: EmbeddedServers
     seed: int = 0
+    rabbitmq: RabbitVirtualHost | None = None
     log: list[tuple[float, str]] = field(default_factory=list)
+    cuts: list[threading.Thread] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
 
     def __post_init__(self) -> None:
@@ -305,6 +343,29 @@ class Chaos:
         self.servers.start_redis()
         self.note("Redis back")
 
+    def kill_a_host(self) -> None:
+        host = self.rng.randrange(self.system.hosts.count)
+        killed = self.system.hosts.kill(host)
+        self.note(f"host{host + 1} killed ({killed} processes)")
+
+    def cut_a_host_from(self, server: str, seconds: float) -> None:
+        """In a thread of its own: the schedule goes on while the host is cut off."""
+        hosts, host = self.system.hosts, self.rng.randrange(self.system.hosts.count)
+
+        def cut() -> None:
+            hosts.cut(host, server)
+            self.note(f"host{host + 1} cut off from {server} for {seconds:.0f}s")
+            time.sleep(seconds)
+            hosts.mend(host, server)
+            self.note(f"host{host + 1} reaches {server} again")
+
+        self.cuts.append(threading.Thread(target=cut))
+        self.cuts[-1].start()
+
+    def restart_rabbitmq(self) -> None:
+        self.rabbitmq.restart_server()
+        self.note("RabbitMQ restarted")
+
     def restart_postgres(self) -> None:
         self.servers.restart_postgres()
         self.note("PostgreSQL restarted")
@@ -317,6 +378,12 @@ class Chaos:
         plan = [(0.2, self.kill_the_orchestrator), (0.3, self.restart_redis),
                 (0.5, lambda: self.stop_redis(redis_outage)), (0.65, self.restart_postgres),
                 (0.85, self.crash_postgres)]
+        if self.rabbitmq and self.rabbitmq.local():
+            plan.append((0.4, self.restart_rabbitmq))
+        if self.system.hosts:
+            plan += [(0.35, self.kill_a_host),
+                     (0.45, lambda: self.cut_a_host_from("broker", CUT_SECONDS)),
+                     (0.75, lambda: self.cut_a_host_from("postgres", CUT_SECONDS))]
         plan += [(self.rng.uniform(0.05, 0.9), self.kill_a_worker_process)
                  for _ in range(6)]
         for at, fault in sorted(plan, key=lambda item: item[0]):
@@ -324,6 +391,8 @@ class Chaos:
             if delay > 0:
                 time.sleep(delay)
             fault()
+        for cut in self.cuts:
+            cut.join()
 
 
 # --- the invariants ---------------------------------------------------------------------
@@ -381,6 +450,19 @@ def figures(load: Load, after_fault: float, after_load: float) -> dict[str, Any]
         "seconds to settle after the last fault": round(after_fault, 1),
         "seconds to settle after the load ended": round(after_load, 1),
     }
+
+
+def attempts_by_host() -> dict[str, int]:
+    """Step attempts by the host of the worker that took each, as the saga log names it
+    (a Celery node name, `worker0@host1`)."""
+    from sqlalchemy import text
+
+    from models.db import unit_of_work
+
+    with unit_of_work() as session:
+        return dict(session.execute(text(
+            "SELECT split_part(worker, '@', 2), count(*) FROM saga_steps "
+            "WHERE worker IS NOT NULL GROUP BY 1 ORDER BY 1")).all())
 
 
 def _present(session: Any, what: str, key: Any) -> bool:
@@ -446,6 +528,10 @@ def main() -> int:
     parser.add_argument("--redis-outage", type=float, default=10, help="seconds Redis is down")
     parser.add_argument("--seed", type=int, help="seeds the load's and the faults' random "
                                                   "choices (default: one picked and printed)")
+    parser.add_argument("--broker", choices=("redis", "rabbitmq"), default="redis")
+    parser.add_argument("--hosts", type=int, default=1,
+                        help="hosts the service workers run on (network namespaces)")
+    parser.add_argument("--rabbitmq-url", default=RABBITMQ_URL)
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**32)
@@ -455,27 +541,40 @@ def main() -> int:
     temp = work / "tmp"
     temp.mkdir()
     tempfile.tempdir = str(temp)
+    rabbitmq = RabbitVirtualHost(args.rabbitmq_url).create() if args.broker == "rabbitmq" \
+        else None
     servers = EmbeddedServers(work / "servers", redis_port=free_port()).start()
-    env = {**os.environ, "DATABASE_URL": servers.database_url, "REDIS_URL": servers.redis_url,
-           "TMPDIR": str(temp),
+    given = {k: v for k, v in os.environ.items() if k != "BROKER_URL"}  # the run's own only
+    env = {**given, "DATABASE_URL": servers.database_url, "REDIS_URL": servers.redis_url,
+           **({"BROKER_URL": rabbitmq.url} if rabbitmq else {}), "TMPDIR": str(temp),
            "PETSTORE_DATA_DIR": str(work), "PETSTORE_OWNER": ":".join(OWNER),
            "PETSTORE_FAULTS": STEP_FAULTS, "PETSTORE_DUPLICATE_DELIVERIES": "1",
            "PETSTORE_RETRY_SCALE": "0.5", "PETSTORE_SWEEP_INTERVAL": "1",
            "PETSTORE_OUTBOX_INTERVAL": "1", "PETSTORE_ORDER_WAIT": "2",
            # A load of a dozen customers: the per-customer order limit would refuse most.
            "PETSTORE_LOGIN_LIMIT": "100000", "PETSTORE_MAX_OPEN_ORDERS": "100000"}
-    os.environ.update({k: env[k] for k in ("DATABASE_URL", "REDIS_URL", "PETSTORE_DATA_DIR")})
+    os.environ.update({k: env[k] for k in ("DATABASE_URL", "REDIS_URL", "BROKER_URL",
+                                           "PETSTORE_DATA_DIR") if k in env})
     subprocess.run([sys.executable, "-m", "petstore", "migrate"], env=env, check=True)
     subprocess.run([sys.executable, "-m", "petstore", "ensure-owner"], env=env, check=True)
-    system = System(env, work, args.workers)
+    hosts = None
+    if args.hosts > 1:
+        if why := Hosts.unavailable():
+            print(f"chaos: one host, not {args.hosts}: {why}", flush=True)
+        else:
+            broker = env.get("BROKER_URL") or env["REDIS_URL"]
+            hosts = Hosts(args.hosts, {"postgres": server_address(env["DATABASE_URL"]),
+                                       "broker": server_address(broker)}).start()
+    system = System(env, work, max(args.workers, hosts.count if hosts else 0), hosts)
     system.start()
     client = Client(f"http://127.0.0.1:{system.port}/v2")
     try:
         _wait_for(lambda: client.call("GET", "/store/inventory")[0] == 200, 60)
         load = Load(client, _login(client, *OWNER), _customers(client, 12), seed=seed)
-        print(f"chaos: {args.duration:.0f}s of load with faults, seed {seed}; logs in {work} "
-              "(removed unless an invariant breaks)", flush=True)
-        chaos = Chaos(system, servers, seed)
+        where = f"{hosts.count} hosts" if hosts else "one host"
+        print(f"chaos: {args.duration:.0f}s of load with faults on {args.broker}, {where}, "
+              f"seed {seed}; logs in {work} (removed unless an invariant breaks)", flush=True)
+        chaos = Chaos(system, servers, seed, rabbitmq)
         faults = threading.Thread(target=chaos.run, args=(args.duration, args.redis_outage))
         faults.start()
         load.run(args.duration, args.threads)
@@ -487,9 +586,14 @@ def main() -> int:
         results = {"seed": seed, **figures(load, now - last_fault if ok else float("nan"),
                                            now - load_over if ok else float("nan"))}
         results["worker restarts"] = sum(p.restarts for p in system.procs)
+        results["attempts by host"] = attempts_by_host()
     finally:
         system.stop()
+        if hosts:
+            hosts.stop()
         servers.stop()
+        if rabbitmq:
+            rabbitmq.delete()
     print("answers by request:", ", ".join(
         f"{action} {status or 'none'}: {n}" for (action, status), n in sorted(
             load.answers.items(), key=lambda item: (item[0][0], item[0][1] or 0))))

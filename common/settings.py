@@ -1,10 +1,12 @@
 """All configuration, read once from the environment (12-factor).
 
-`DATABASE_URL` and `REDIS_URL` name the servers. When they are not set, a process looks for
-a `petstore dev` (`make run`) running in the same checkout: that command records where its
-embedded servers are in `<PETSTORE_DATA_DIR>/run.json` (see `RunRecord`), so the operator's
-commands in a second terminal (`celery -A workers saga ...`, `petstore ...`) find them with
-no environment. The environment always wins.
+`DATABASE_URL` and `REDIS_URL` name the servers; `BROKER_URL` (say `amqp://...` for
+RabbitMQ) moves the broker off Redis, which still keeps the API's rate limits. When they
+are not set, a process looks for a `petstore dev` (`make run`) running in the same
+checkout: that command records where its embedded servers are in
+`<PETSTORE_DATA_DIR>/run.json` (see `RunRecord`), so the operator's commands in a second
+terminal (`celery -A workers saga ...`, `petstore ...`) find them with no
+environment. The environment always wins.
 """
 
 from __future__ import annotations
@@ -112,6 +114,14 @@ def _owner(value: str) -> tuple[str, str] | None:
 class Settings:
     database_url: str
     redis_url: str
+    broker_url: str
+    # RabbitMQ's `consumer_timeout` (its default, 30 minutes): a delivery unacknowledged
+    # for longer closes the worker's channel. The broker does not tell its clients.
+    rabbitmq_consumer_timeout: float
+    # Redis hands a message not acknowledged within this time to another worker.
+    visibility_timeout: float
+    # The longest a task may run: its process is killed then, and its message re-queued.
+    task_time_limit: float
     port: int
     flower_port: int
     owner: tuple[str, str] | None
@@ -144,6 +154,11 @@ class Settings:
         return cls(
             database_url=_sqlalchemy_url(database_url),
             redis_url=redis_url,
+            broker_url=env.get("BROKER_URL", "") or redis_url,
+            rabbitmq_consumer_timeout=float(env.get("PETSTORE_RABBITMQ_CONSUMER_TIMEOUT",
+                                                    "1800")),
+            visibility_timeout=float(env.get("PETSTORE_VISIBILITY_TIMEOUT", "3600")),
+            task_time_limit=float(env.get("PETSTORE_TASK_TIME_LIMIT", "300")),
             port=int(env.get("PORT", "8000")),
             flower_port=int(env.get("FLOWER_PORT", "5555")),
             owner=_owner(env.get("PETSTORE_OWNER", "owner:owner")),

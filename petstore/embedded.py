@@ -2,6 +2,8 @@
 
 Started once by `petstore dev` (and the test suite), whose children get their URLs
 through `DATABASE_URL` and `REDIS_URL`. Their data stays in a folder across restarts.
+RabbitMQ has no wheel: `RabbitVirtualHost` gives a run a virtual host of its own on a
+local server, for the test suite's and the chaos suite's RabbitMQ runs.
 """
 
 from __future__ import annotations
@@ -13,9 +15,12 @@ import os
 import shutil
 import signal
 import socket
+import subprocess
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import psutil
 
@@ -126,3 +131,60 @@ class EmbeddedServers:
                        user=self._postgres.system_user, timeout=60)
             atexit.unregister(self._postgres._cleanup)  # stopped: nothing left for it to do
             self._postgres = None
+
+
+RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672//"
+
+
+class RabbitMQNotFound(RuntimeError):
+    """No RabbitMQ answers at the URL given."""
+
+
+@dataclass
+class RabbitVirtualHost:
+    """A virtual host of its own on the RabbitMQ at `server_url`, made with `rabbitmqctl`
+    where the server is local and that command is here (and deleted by `delete`); else the
+    URL's own virtual host, shared."""
+
+    server_url: str = RABBITMQ_URL
+    url: str = ""
+    name: str | None = None
+
+    def create(self) -> RabbitVirtualHost:
+        from kombu import Connection
+
+        try:
+            with Connection(self.server_url, connect_timeout=3) as connection:
+                connection.ensure_connection(max_retries=1, timeout=3)
+        except Exception as error:  # any failure to connect: refused, timed out, denied
+            where = urlsplit(self.server_url)
+            raise RabbitMQNotFound(f"no RabbitMQ answers at {where.hostname}:"
+                                   f"{where.port or 5672} ({error})") from error
+        self.url = self.server_url
+        if self.local():
+            self.name = f"petstore-{uuid.uuid4().hex[:8]}"
+            user = urlsplit(self.server_url).username or "guest"
+            self.ctl("add_vhost", self.name)
+            self.ctl("set_permissions", "-p", self.name, user, ".*", ".*", ".*")
+            self.url = urlunsplit(urlsplit(self.server_url)._replace(path=f"/{self.name}"))
+        return self
+
+    def local(self) -> bool:
+        """Whether `rabbitmqctl` here controls the server (which may then be restarted)."""
+        return (shutil.which("rabbitmqctl") is not None
+                and urlsplit(self.server_url).hostname in ("127.0.0.1", "localhost"))
+
+    def ctl(self, *args: str) -> None:
+        subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=120)
+
+    def restart_server(self) -> None:
+        """Stop RabbitMQ's application and start it again: every connection drops, and the
+        quorum queues come back with what they held."""
+        self.ctl("stop_app")
+        self.ctl("start_app")
+
+    def delete(self) -> None:
+        if self.name:
+            with contextlib.suppress(subprocess.SubprocessError, OSError):
+                self.ctl("delete_vhost", self.name)
+            self.name = None

@@ -5,6 +5,7 @@ Command-line options still win, such as a test's `--bind` and `--workers`.
 """
 
 import os
+import sys
 
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
@@ -22,3 +23,14 @@ limit_request_fields = 100
 limit_request_field_size = 8190
 # No shared control socket in ~/.gunicorn: two checkouts' APIs on one host would fight over it.
 control_socket_disable = True
+
+
+def on_starting(server: object) -> None:
+    """The API does not serve on settings that would lose or repeat work."""
+    from workers import app
+    from workers.guardrails import UnsafeSettings, refuse_unsafe
+
+    try:
+        refuse_unsafe(app)
+    except UnsafeSettings as exc:
+        sys.exit(f"Error: {exc.message}")

@@ -37,6 +37,12 @@ def pytest_configure(config: pytest.Config) -> None:
     servers.open_run(config)
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if reason := servers.skipped():
+        for item in items:
+            item.add_marker(pytest.mark.skip(reason=reason))
+
+
 @pytest.hookimpl(trylast=True)  # after every fixture's teardown
 def pytest_sessionfinish(session: pytest.Session) -> None:
     config = session.config

@@ -9,7 +9,8 @@ up with its after-commit relay: whatever a transaction wrote to the outbox is pu
 right after its commit, in the process that committed it, not left for the periodic relay.
 """
 
-from workers import logs  # noqa: F401  (connects the signals that name sagas in logs)
+# guardrails: the worker refuses unsafe settings; logs: the signals that name sagas in logs.
+from workers import guardrails, logs  # noqa: F401
 from workers.celery_app import app
 from workers.relay import install as install_relay
 

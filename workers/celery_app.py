@@ -8,6 +8,7 @@ says which one it could not find (`common.settings.ServerNotFound`).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -39,21 +40,47 @@ TASK_MODULES = ["workers.pets", "workers.photos", "workers.orders", "workers.inv
                 "workers.sagas", "workers.relay"]
 
 
+def is_rabbitmq(broker_url: str) -> bool:
+    return broker_url.split("://", 1)[0] in ("amqp", "amqps", "pyamqp")
+
+
+def broker_config(broker_url: str, visibility_timeout: float = 3600) -> dict[str, Any]:
+    """What the broker at `broker_url` needs. Each queue is bound by its own name: a queue
+    left to the defaults would bind to the default exchange and key, and every queue would
+    receive every message."""
+    if not is_rabbitmq(broker_url):
+        return {
+            "broker_url": broker_url,
+            # Redis re-delivers a message not acked within this time, and a worker holds a
+            # retry's message unacked until its countdown ends (`workers.guardrails`).
+            "broker_transport_options": {"visibility_timeout": visibility_timeout},
+            "task_queues": [Queue(name, Exchange(name), routing_key=name) for name in QUEUES],
+        }
+    # Quorum queues, replicated and kept on disk; a countdown waits in the broker (native
+    # delayed delivery, which routes through topic exchanges), not unacked in a worker;
+    # every publish confirmed by the broker before it counts as sent.
+    return {
+        "broker_url": broker_url,
+        "broker_transport_options": {"confirm_publish": True},
+        "task_queues": [Queue(name, Exchange(name, type="topic"), routing_key=name,
+                              queue_arguments={"x-queue-type": "quorum"}) for name in QUEUES],
+        "task_default_exchange_type": "topic",
+        "task_default_queue_type": "quorum",
+    }
+
+
 def config() -> dict[str, Any]:
     """The app's settings, read when Celery first needs them; needs both servers' URLs."""
     settings = get_settings()
-    # Redis re-delivers a message not acked within this time: keep every step far shorter.
-    transport = {"visibility_timeout": 3600}
     return {
-        "broker_url": settings.redis_url,
-        "broker_transport_options": transport,
+        **broker_config(settings.broker_url, settings.visibility_timeout),
         "broker_connection_retry_on_startup": True,
         "task_ignore_result": True,
         "task_serializer": "json",
         "accept_content": ["json"],
-        # Each queue bound by its own name: a queue left to the defaults would bind to the
-        # default exchange and key, and every queue would receive every message.
-        "task_queues": [Queue(name, Exchange(name), routing_key=name) for name in QUEUES],
+        # Past it, a task's process is killed and its message re-queued
+        # (`task_reject_on_worker_lost`), a crash the engine counts against the step.
+        "task_time_limit": settings.task_time_limit,
         "task_default_queue": "sagas",
         "task_routes": ROUTES,
         # A task that crashes its process is re-queued, never lost.
@@ -92,6 +119,25 @@ class ServiceTask(Task):
 app = Celery("petstore", include=TASK_MODULES, task_cls=ServiceTask)
 # A promise: Celery calls `config` the first time its configuration is read.
 app.add_defaults(config)
+
+
+def countdown(seconds: float) -> float:
+    """A retry's wait as this broker can keep it. RabbitMQ delays a message by whole seconds
+    (native delayed delivery), and Celery routes a wait under one second to no delay it can
+    name (its message is rejected): there, a wait is rounded up to whole seconds."""
+    return math.ceil(seconds) if is_rabbitmq(app.conf.broker_url) else seconds
+
+
+def messages_waiting(queue: str) -> int:
+    """Messages waiting in the queue, not those a worker holds, as the broker (any) answers
+    a passive declare; 0 when there is no such queue yet. Raises the broker's connection
+    errors."""
+    with app.connection_for_read() as connection:
+        try:
+            return connection.default_channel.queue_declare(queue=queue,
+                                                            passive=True).message_count
+        except connection.channel_errors:
+            return 0
 
 
 def housekeeping(name: str) -> Callable[[Callable[..., Any]], Task]:

@@ -7,7 +7,6 @@ from datetime import datetime
 from typing import Any
 
 from kombu.exceptions import OperationalError as BrokerError
-from redis.exceptions import RedisError
 
 from models.db import utcnow
 from models.saga import IN_FLIGHT, Saga
@@ -15,7 +14,7 @@ from sagas import machine
 from sagas.machine import TimedOut
 from sagas.registry import definition_of
 from workers import repair
-from workers.celery_app import app
+from workers.celery_app import app, messages_waiting
 
 
 def waiting_for(saga: Saga) -> dict[str, Any] | None:
@@ -41,12 +40,10 @@ def waiting_for(saga: Saga) -> dict[str, Any] | None:
 
 
 def _queued(queue: str) -> int | None:
-    """Messages waiting in the queue (not those a worker holds); None: the broker is out
-    of reach."""
+    """Messages waiting in the queue; None: the broker is out of reach."""
     try:
-        with app.connection_for_read() as connection:
-            return connection.default_channel.client.llen(queue)
-    except (BrokerError, RedisError, OSError):
+        return messages_waiting(queue)
+    except (*app.connection_for_read().connection_errors, BrokerError, OSError):
         return None
 
 

@@ -17,6 +17,7 @@ from contextlib import contextmanager, nullcontext
 from datetime import datetime, timedelta
 from typing import Any
 
+from amqp.exceptions import AMQPError, MessageNacked
 from kombu import Connection
 from kombu.exceptions import KombuError
 from redis.exceptions import RedisError
@@ -35,7 +36,8 @@ log = logging.getLogger(__name__)
 BATCH = 200
 LEFT_BEHIND = 2  # seconds after which the periodic relay takes a message over
 UNCONFIRMED = 60  # seconds after which a command published but never taken is sent again
-BROKER_ERRORS = (KombuError, RedisError, OSError)
+# Either broker's failures; a publish RabbitMQ did not confirm is one (MessageNacked).
+BROKER_ERRORS = (KombuError, RedisError, AMQPError, MessageNacked, OSError)
 
 
 def _deliveries(message: Message | OutboxMessage) -> list[tuple[str, dict, str]]:

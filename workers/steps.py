@@ -11,7 +11,7 @@ from common import tracing
 from models.db import utcnow
 from sagas import faults
 from sagas.engine import Delivery, StepRefused, Work, run_step
-from workers.celery_app import app
+from workers.celery_app import app, countdown
 
 
 def saga_step(name: str) -> Callable[[Work], Task]:
@@ -20,7 +20,10 @@ def saga_step(name: str) -> Callable[[Work], Task]:
 
         # A refusal is the step's answer, not a fault: Celery reports the task failed with
         # the refusal's reason and logs one INFO line, no traceback (`throws`).
-        @app.task(name=name, bind=True, max_retries=None, throws=(StepRefused,))
+        # `counts_crashes`: a redelivery is counted against the step's attempts (the
+        # guardrails check that every saga step is one of these).
+        @app.task(name=name, bind=True, max_retries=None, throws=(StepRefused,),
+                  counts_crashes=True)
         def step_task(self: Task, saga_id: str, step: str, phase: str) -> None:
             # A redelivered message may have killed its worker: the engine counts it first.
             redelivered = bool((self.request.delivery_info or {}).get("redelivered"))
@@ -32,7 +35,7 @@ def saga_step(name: str) -> Callable[[Work], Task]:
                 retry_in = run_step(name, work, delivery)
             if retry_in is not None:
                 # The engine counts attempts; Celery only waits and delivers again.
-                raise self.retry(countdown=retry_in)
+                raise self.retry(countdown=countdown(retry_in))
 
         step_task.__doc__ = function.__doc__
         return step_task

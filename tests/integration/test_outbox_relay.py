@@ -4,15 +4,15 @@ broker refused to the periodic relay)."""
 
 from __future__ import annotations
 
-import base64
-import json
 import random
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
 from celery.utils.saferepr import saferepr
+from kombu.message import Message
 from sqlalchemy import delete, func, select, update
 
 from models.db import unit_of_work, utcnow
@@ -23,20 +23,30 @@ from workers import relay
 from workers.celery_app import QUEUES
 from workers.celery_app import app as celery
 
+pytestmark = pytest.mark.broker
+
 NAMES = ("photos.create_photos", "pets.reserve_pet", PetCreated.type, PetReserved.type)
 
 
-def queued() -> list[tuple[str, bytes, dict, dict]]:
-    """Every message waiting in a service queue: (queue, raw, headers, kwargs)."""
-    found = []
-    with celery.connection_for_read() as connection:
-        client = connection.default_channel.client
-        for queue in QUEUES:
-            for raw in client.lrange(queue, 0, -1):
-                message = json.loads(raw)
-                _, kwargs, _ = json.loads(base64.b64decode(message["body"]))
-                found.append((queue, raw, message["headers"], kwargs))
-    return found
+@contextmanager
+def taken() -> Iterator[list[tuple[str, Message]]]:
+    """Every message waiting in a service queue, taken unacknowledged on a channel of its
+    own: (queue, message). Those left unacknowledged go back to their queues as the channel
+    closes, whichever the broker."""
+    with celery.connection_for_write() as connection, connection.channel() as channel:
+        found = []
+        for name in QUEUES:
+            queue = celery.amqp.queues[name].bind(channel)
+            queue.declare()  # as the workers declare it: a broker may not have it yet
+            while (message := queue.get(no_ack=False, accept=["json"])) is not None:
+                found.append((name, message))
+        yield found
+
+
+def queued() -> list[tuple[str, dict, dict]]:
+    """Every message waiting in a service queue: (queue, headers, kwargs)."""
+    with taken() as messages:
+        return [(queue, message.headers, message.decode()[1]) for queue, message in messages]
 
 
 def carried(headers: dict, kwargs: dict) -> uuid.UUID:
@@ -48,7 +58,7 @@ def deliveries(*messages) -> list[tuple[str, str, dict, dict]]:
     """The queued deliveries of these outbox messages: (queue, task, headers, kwargs)."""
     ids = {message.message_id for message in messages}
     return sorted(((queue, headers["task"], headers, kwargs)
-                   for queue, _, headers, kwargs in queued()
+                   for queue, headers, kwargs in queued()
                    if carried(headers, kwargs) in ids), key=lambda d: (d[0], d[1]))
 
 
@@ -63,11 +73,10 @@ def removed_after() -> Iterator[None]:
         ids = set(session.scalars(delete(OutboxMessage).where(
             OutboxMessage.id > last, OutboxMessage.name.in_(NAMES))
             .returning(OutboxMessage.message_id)))
-    with celery.connection_for_write() as connection:
-        client = connection.default_channel.client
-        for queue, raw, headers, kwargs in queued():
-            if carried(headers, kwargs) in ids:
-                client.lrem(queue, 0, raw)
+    with taken() as messages:
+        for _, message in messages:
+            if carried(message.headers, message.decode()[1]) in ids:
+                message.ack()
 
 
 def rows(*messages) -> dict[uuid.UUID, OutboxMessage]:

@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.orm import selectinload
 
+from common.settings import get_settings
 from models.db import unit_of_work
 from models.order import get_order
 from models.outbox import COMMAND, OutboxMessage
@@ -18,8 +19,9 @@ from tests.support.system import settled
 from tests.support.waiting import eventually
 from tests.support.worker import WorkerProcess
 from workers import relay
+from workers.celery_app import is_rabbitmq
 
-pytestmark = pytest.mark.slow  # workers killed, faults waited out
+pytestmark = [pytest.mark.slow, pytest.mark.broker]  # workers killed, faults waited out
 
 ACTIONS = [("reserve_pet", "action"), ("place_order", "action"),
            ("count_reservation", "action")]
@@ -171,14 +173,15 @@ def test_a_step_that_crashes_its_worker_every_time_is_given_up_and_compensated(
     eventually(lambda: settled(pets=[pet["id"]], sagas=[saga.id]))
 
 
-def test_a_worker_killed_mid_step_is_recovered_by_the_sweeper(
-        client, owner, customer, faulty_worker):
+def test_a_worker_killed_mid_step_is_recovered(client, owner, customer, faulty_worker):
     doomed = faulty_worker("inventory.reserve_stock=delay:60", beat=False)
     pet = add_pet(client, owner)
     response = order(client, customer, pet, Prefer="respond-async")
     saga_id = response.json["sagaId"]
     # Mid-step. The relay does not send the step's command again (it was published, and
-    # only its receiver's commit would confirm it): only the sweeper can bring it back.
+    # only its receiver's commit would confirm it). RabbitMQ gives the unacknowledged
+    # message back as the worker's connection drops; Redis only after its visibility
+    # timeout, so there only the sweeper brings it back.
     eventually(lambda: step_holds_its_transaction_open("inventory_pets"))
     doomed.kill()  # a real SIGKILL to the worker and its children, mid-step
 
@@ -186,7 +189,8 @@ def test_a_worker_killed_mid_step_is_recovered_by_the_sweeper(
     saga = settled_saga(saga_id)
     _, log = saga_log(saga_id)
     assert saga.status == "completed"
-    assert saga.sweeps >= 1  # dispatched again once it was overdue
+    if not is_rabbitmq(get_settings().broker_url):
+        assert saga.sweeps >= 1  # dispatched again once it was overdue
     # The killed first delivery's count rolled back with its work; the next one is attempt 1.
     assert log[-1] == ("count_reservation", "action", "succeeded")
     assert ("count_reservation", "action", "running") not in log

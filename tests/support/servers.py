@@ -5,6 +5,10 @@ servers' data. Servers start only once a layer that needs them is collected (its
 conftest calls `start`), so `tests/unit` runs with none. With DATABASE_URL and REDIS_URL
 set, the run uses those servers, in a fresh database and a Redis database of its own,
 both emptied at the end; without them, embedded servers start in the work folder.
+
+With PETSTORE_TEST_BROKER=rabbitmq the broker is RabbitMQ (PETSTORE_TEST_RABBITMQ_URL, by
+default guest on 127.0.0.1:5672), in a virtual host of the run's own when `rabbitmqctl`
+can make one; where no RabbitMQ answers, every test of the run is skipped, saying so.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ class _Run:
     tmpdir: str | None  # TMPDIR as it was, restored at the end
     tempdir: str | None  # tempfile's own, likewise
     started: bool = False
+    skipped: str | None = None  # why the run's tests cannot run here
     cleanup: ExitStack = field(default_factory=ExitStack)
 
 
@@ -67,6 +72,11 @@ def open_run(config: pytest.Config) -> Path:
 def work_folder() -> Path:
     assert _run is not None, "open_run was not called"
     return _run.folder
+
+
+def skipped() -> str | None:
+    """Why this run's tests are skipped, when they are."""
+    return _run.skipped if _run else None
 
 
 def temp_folder() -> Path:
@@ -98,6 +108,11 @@ def start() -> None:
     if run.started:
         return
     run.started = True  # a failed start is not retried: its first error is the one to see
+    broker_url = None
+    if os.environ.get("PETSTORE_TEST_BROKER") == "rabbitmq":
+        broker_url = _rabbitmq(run)
+        if broker_url is None:
+            return
     database_url, redis_url = run.given.get("DATABASE_URL"), run.given.get("REDIS_URL")
     if redis_url:
         redis_url = _claim_redis_database(redis_url, run.cleanup)
@@ -109,7 +124,7 @@ def start() -> None:
         database_url = database_url or servers.database_url
         redis_url = redis_url or servers.redis_url
     os.environ.update(_settings(_fresh_database(database_url, run.cleanup), redis_url,
-                                run.folder))
+                                run.folder), **({"BROKER_URL": broker_url} if broker_url else {}))
     from models.db import dispose
     from models.migrate import upgrade
 
@@ -162,6 +177,21 @@ def _drop_database(admin_url: str, name: str) -> None:
 
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _rabbitmq(run: _Run) -> str | None:
+    """The URL of a virtual host for the run on RabbitMQ, deleted at the end; None, the
+    run skipped, if RabbitMQ does not answer."""
+    from petstore.embedded import RABBITMQ_URL, RabbitMQNotFound, RabbitVirtualHost
+
+    vhost = RabbitVirtualHost(os.environ.get("PETSTORE_TEST_RABBITMQ_URL", RABBITMQ_URL))
+    try:
+        vhost.create()
+    except RabbitMQNotFound as error:
+        run.skipped = f"the RabbitMQ run is skipped: {error}"
+        return None
+    run.cleanup.callback(vhost.delete)
+    return vhost.url
 
 
 def _claim_redis_database(redis_url: str, cleanup: ExitStack) -> str:

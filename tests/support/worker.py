@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from tests.support.processes import stop_group
-from workers.celery_app import QUEUES, app
+from workers.celery_app import QUEUES, app, messages_waiting
 
 
 class WorkerProcess:
@@ -64,10 +64,8 @@ class WorkerProcess:
 
     def idle(self) -> bool:
         """Nothing queued, reserved or running: every message sent so far is processed."""
-        with app.connection_for_read() as connection:
-            client = connection.default_channel.client
-            if any(client.llen(queue) for queue in QUEUES):
-                return False
+        if any(messages_waiting(queue) for queue in QUEUES):
+            return False
         inspect = app.control.inspect(destination=[self.name], timeout=1)
         busy = [*(inspect.active() or {}).get(self.name, [None]),
                 *(inspect.reserved() or {}).get(self.name, [None])]

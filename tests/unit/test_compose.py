@@ -84,10 +84,17 @@ def worker_queue(args: list[str]) -> str | None:
     return args[len(prefix)] if args[:len(prefix)] == prefix else None
 
 
-def test_postgres_and_redis_have_healthchecks_and_volumes(services):
-    for name in ("postgres", "redis"):
+def test_the_servers_have_healthchecks_and_volumes(services):
+    for name in ("postgres", "redis", "rabbitmq"):
         assert services[name].get("healthcheck", {}).get("test"), name
         assert services[name].get("volumes"), name
+
+
+def test_rabbitmq_is_a_profile_the_app_waits_for_when_it_runs(services):
+    assert services["rabbitmq"]["profiles"] == ["rabbitmq"]
+    assert services["api"]["depends_on"]["rabbitmq"] == {"condition": "service_healthy",
+                                                         "required": False}
+    assert "BROKER_URL" in services["api"]["environment"]
 
 
 def runs(service: dict[str, Any]) -> list[str]:
