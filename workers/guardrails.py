@@ -11,6 +11,7 @@ The worker runs them as a bootstep (`RefuseUnsafeSettings`), the API as gunicorn
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -24,6 +25,7 @@ from sagas.definition import SagaDefinition
 from sagas.registry import registered
 from workers.celery_app import ServiceTask, app, is_rabbitmq
 
+log = logging.getLogger(__name__)
 Check = Callable[[Mapping[str, Any], Settings, list[SagaDefinition]], str | None]
 DEFAULT_VISIBILITY = 3600  # Redis' own, when none is set
 
@@ -143,11 +145,15 @@ CHECKS: tuple[Check, ...] = (no_time_limit, redis_visibility, result_visibility,
 
 def redis_eviction(url: str) -> str | None:
     """Asked of the server: an evicting Redis drops queued messages under memory pressure.
-    A server that hides its configuration (some hosted ones) cannot be checked."""
-    with redis.Redis.from_url(url, socket_timeout=5) as client:
+    A server that hides its configuration (some hosted ones) cannot be checked, nor one
+    that is down: a worker starts anyway and waits for its broker, as Celery's do."""
+    with redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5) as client:
         try:
             policy = client.config_get("maxmemory-policy").get("maxmemory-policy")
         except redis.ResponseError:
+            return None
+        except redis.RedisError as error:
+            log.warning("could not ask Redis for its maxmemory-policy: %s", error)
             return None
     if policy in (None, "noeviction"):
         return None

@@ -67,3 +67,10 @@ def test_an_evicting_redis_is_refused(tmp_path):
     finally:
         server.shutdown()
         shutil.rmtree(server.redis_dir, ignore_errors=True)  # its config and log
+
+
+def test_a_redis_that_is_down_does_not_stop_a_start(caplog):
+    # The worker then waits for its broker as Celery's workers do; the check says it could
+    # not be made.
+    assert guardrails.redis_eviction(f"redis://127.0.0.1:{free_port()}/0") is None
+    assert "could not ask Redis for its maxmemory-policy" in caplog.text
