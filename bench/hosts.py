@@ -150,23 +150,25 @@ class Hosts:
             return asyncio.open_connection(host, int(port))
 
         async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            """One direction, until either side ends or fails; then its socket closes,
+            which ends the other direction too."""
             # Chunks queue with the time they may leave: latency without a bandwidth cap.
             queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
 
             async def read() -> None:
-                while data := await reader.read(65536):
-                    queue.put_nowait((time.monotonic() + latency, data))
+                with contextlib.suppress(OSError):
+                    while data := await reader.read(65536):
+                        queue.put_nowait((time.monotonic() + latency, data))
                 queue.put_nowait((0.0, b""))
 
             reading = asyncio.ensure_future(read())
             try:
-                while True:
-                    due, data = await queue.get()
-                    if not data:
-                        break
-                    await asyncio.sleep(max(0.0, due - time.monotonic()))
-                    writer.write(data)
+                while (chunk := await queue.get())[1]:
+                    await asyncio.sleep(max(0.0, chunk[0] - time.monotonic()))
+                    writer.write(chunk[1])
                     await writer.drain()
+            except OSError:
+                pass
             finally:
                 reading.cancel()
                 writer.close()
@@ -178,9 +180,8 @@ class Hosts:
             except OSError:
                 client_writer.close()
                 return
-            with contextlib.suppress(OSError, asyncio.CancelledError):
-                await asyncio.gather(pipe(client_reader, server_writer),
-                                     pipe(server_reader, client_writer))
+            await asyncio.gather(pipe(client_reader, server_writer),
+                                 pipe(server_reader, client_writer))
 
         return forward
 
@@ -221,13 +222,21 @@ class Hosts:
 
     def stop(self) -> None:
         """Kill what runs on the hosts, and remove them, their links and proxies."""
-        for proxy in self._proxies:
-            proxy.close()
+        for host in range(self.count):
+            self.kill(host)
         if self._thread.is_alive():
+            asyncio.run_coroutine_threadsafe(self._close_proxies(), self._loop).result(30)
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(10)
         for host in range(self.count):
-            self.kill(host)
             # Deleting a namespace deletes its veth ends, and with them their root peers.
             subprocess.run(["ip", "netns", "delete", self.name(host)], capture_output=True,
                            check=False)
+
+    async def _close_proxies(self) -> None:
+        for proxy in self._proxies:
+            proxy.close()
+        forwarding = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in forwarding:
+            task.cancel()
+        await asyncio.gather(*forwarding, return_exceptions=True)

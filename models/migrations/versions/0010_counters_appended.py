@@ -13,6 +13,7 @@ for nobody), the tables lose their keys and shards, and readers sum the rows, wh
 """
 
 from collections.abc import Sequence
+from typing import Any
 
 from alembic import op
 
@@ -21,13 +22,8 @@ down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-ENDED = "('completed', 'compensated', 'refused', 'failed')"
-ANSWERED = "('succeeded', 'failed', 'refused')"
-# The bucket of a duration: how many of the histogram's bounds it exceeds.
-BUCKET = ("(SELECT count(*) FROM unnest(ARRAY[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, "
-          "1.0, 2.5, 5.0, 10.0]::float8[]) AS bound WHERE bound < {seconds})::smallint")
-
-COUNT_SAGAS = f"""
+# Filled in with 0009's statuses, buckets and durations (`upgrade`).
+COUNT_SAGAS = """
 CREATE OR REPLACE FUNCTION count_sagas() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP = 'DELETE' THEN
@@ -46,7 +42,7 @@ BEGIN
 END $$;
 """
 
-COUNT_STEPS = f"""
+COUNT_STEPS = """
 CREATE OR REPLACE FUNCTION count_steps() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     took float8;
@@ -55,10 +51,10 @@ BEGIN
             OR (TG_OP = 'UPDATE' AND OLD.status IN {ANSWERED}) THEN
         RETURN NULL;
     END IF;
-    took := greatest(extract(epoch FROM NEW.ended_at - NEW.started_at)::float8, 0);
+    took := {SECONDS};
     INSERT INTO step_totals
         SELECT sagas.kind, NEW.task_name, NEW.phase, NEW.status,
-               {BUCKET.format(seconds="took")}, 1, took
+               {BUCKET}, 1, took
         FROM sagas WHERE sagas.id = NEW.saga_id;
     RETURN NULL;
 END $$;
@@ -70,12 +66,20 @@ SUMS = {"saga_counts": ("n",), "saga_totals": ("n",), "step_totals": ("n", "seco
 TYPES = {"n": "bigint", "seconds": "float8"}
 
 
+def sharded() -> Any:
+    """0009's module: its triggers, and the statuses and buckets they counted by."""
+    return op.get_context().script.get_revision("0009").module
+
+
 def upgrade() -> None:
     # Writers of sagas and attempts wait until this commits: no count lands in a shape
     # that is going.
     op.execute("LOCK TABLE sagas, saga_steps IN SHARE MODE")
-    op.execute(COUNT_SAGAS)
-    op.execute(COUNT_STEPS)
+    before = sharded()
+    op.execute(COUNT_SAGAS.format(ENDED=before.ENDED))
+    op.execute(COUNT_STEPS.format(ANSWERED=before.ANSWERED,
+                                  BUCKET=before.BUCKET.format(seconds="took"),
+                                  SECONDS=before.SECONDS.format(row="NEW")))
     for table, keys in KEYS.items():
         summed(table, ", ".join(keys))
         not_null(table, (*keys, *SUMS[table]))
@@ -88,8 +92,7 @@ def downgrade() -> None:
         op.execute(f"ALTER TABLE {table} ADD PRIMARY KEY ({', '.join(keys)}, shard)")
         not_null(table, SUMS[table])
     # 0009's triggers, as it wrote them.
-    sharded = op.get_context().script.get_revision("0009").module
-    for function in (sharded.COUNT_SAGAS, sharded.COUNT_STEPS):
+    for function in (sharded().COUNT_SAGAS, sharded().COUNT_STEPS):
         op.execute(function.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1))
 
 
