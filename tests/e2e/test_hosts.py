@@ -14,8 +14,8 @@ import pytest
 from bench.hosts import Hosts, server_address
 from tests.support.waiting import eventually
 
-pytestmark = pytest.mark.skipif(bool(Hosts.unavailable()),
-                                reason=f"no hosts here: {Hosts.unavailable()}")
+UNAVAILABLE = Hosts.unavailable()
+pytestmark = pytest.mark.skipif(bool(UNAVAILABLE), reason=f"no hosts here: {UNAVAILABLE}")
 
 # Asks the database and Redis over the URLs it is given; prints what answered.
 PROBE = """

@@ -113,6 +113,8 @@ def start() -> None:
         broker_url = _rabbitmq(run)
         if broker_url is None:
             return
+    else:  # the Redis run: a BROKER_URL of the developer's own must not take its place
+        os.environ.pop("BROKER_URL", None)
     database_url, redis_url = run.given.get("DATABASE_URL"), run.given.get("REDIS_URL")
     if redis_url:
         redis_url = _claim_redis_database(redis_url, run.cleanup)
