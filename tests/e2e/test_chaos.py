@@ -13,7 +13,7 @@ import pytest
 from common.settings import PROJECT_ROOT
 from petstore.embedded import RABBITMQ_URL
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.broker]
 
 SEED = 1  # the load's and the fault schedule's choices; the timing still varies
 INVARIANTS = ("sagas still running", "2xx answers whose work is missing",

@@ -17,6 +17,8 @@ from tests.support.system import settled
 from tests.support.waiting import eventually
 from workers.celery_app import app as celery
 
+pytestmark = pytest.mark.broker
+
 
 @pytest.fixture(autouse=True)
 def running(worker):

@@ -8,10 +8,14 @@ import shutil
 import subprocess
 import sys
 
+import pytest
+
 from common.settings import get_settings
 from petstore.embedded import free_port
 from workers import guardrails
 from workers.celery_app import is_rabbitmq
+
+pytestmark = pytest.mark.broker
 
 # On each broker, a setting that breaks its own rule.
 UNSAFE = {"redis": ({"PETSTORE_VISIBILITY_TIMEOUT": "60"},

@@ -23,6 +23,8 @@ from workers import relay
 from workers.celery_app import QUEUES
 from workers.celery_app import app as celery
 
+pytestmark = pytest.mark.broker
+
 NAMES = ("photos.create_photos", "pets.reserve_pet", PetCreated.type, PetReserved.type)
 
 

@@ -244,6 +244,7 @@ def test_two_hundred_failed_sagas_are_repaired_by_one_command_after_a_dry_run(
         0, "retried 0, skipped 2, errors 0")
 
 
+@pytest.mark.broker  # the queue's count, as the broker tells it
 def test_explain_says_what_a_saga_waits_for_behind_a_stopped_worker(
         client, owner, start_worker, order_async):
     start_worker(beat=False).stop()  # the pets service's worker went away

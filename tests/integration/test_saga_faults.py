@@ -21,7 +21,7 @@ from tests.support.worker import WorkerProcess
 from workers import relay
 from workers.celery_app import is_rabbitmq
 
-pytestmark = pytest.mark.slow  # workers killed, faults waited out
+pytestmark = [pytest.mark.slow, pytest.mark.broker]  # workers killed, faults waited out
 
 ACTIONS = [("reserve_pet", "action"), ("place_order", "action"),
            ("count_reservation", "action")]
