@@ -50,9 +50,7 @@ def workers(hosts: Hosts | None, log_dir: Path) -> Iterator[None]:
                 "--without-mingle", "--loglevel", "WARNING"]
         env = {**os.environ}
         if hosts:
-            argv = hosts.command(host, argv)
-            env["DATABASE_URL"] = hosts.url(host, "postgres", env["DATABASE_URL"])
-            env["REDIS_URL"] = hosts.url(host, "broker", env["REDIS_URL"])
+            argv, env = hosts.command(host, argv), hosts.env(host, env)
         log = (log_dir / f"{name}.log").open("ab")
         started.append(subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log,
                                         stderr=subprocess.STDOUT, start_new_session=True))

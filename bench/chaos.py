@@ -119,14 +119,7 @@ class System:
 
     def _spawn(self, proc: Proc) -> None:
         log = (self.log_dir / f"{proc.name}.log").open("ab")
-        env = self.env
-        if proc.host is not None:
-            env = {**env, "DATABASE_URL": self.hosts.url(proc.host, "postgres",
-                                                         env["DATABASE_URL"])}
-            for name in ("BROKER_URL", "REDIS_URL"):  # the broker: Redis unless BROKER_URL
-                if name in env:
-                    env[name] = self.hosts.url(proc.host, "broker", env[name])
-                    break
+        env = self.env if proc.host is None else self.hosts.env(proc.host, self.env)
         proc.process = subprocess.Popen(proc.command, env=env, cwd=ROOT, stdout=log,
                                         stderr=subprocess.STDOUT, start_new_session=True)
 

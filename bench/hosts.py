@@ -195,6 +195,13 @@ class Hosts:
         return urlunsplit(parts._replace(
             netloc=f"{netloc}{link.root_address}:{link.proxy_port}", query=query))
 
+    def env(self, host: int, env: dict[str, str]) -> dict[str, str]:
+        """`env` with its servers' URLs as host `host` reaches them: `DATABASE_URL`, and
+        the broker's (`BROKER_URL`, else `REDIS_URL`)."""
+        broker = "BROKER_URL" if env.get("BROKER_URL") else "REDIS_URL"
+        return {**env, "DATABASE_URL": self.url(host, "postgres", env["DATABASE_URL"]),
+                broker: self.url(host, "broker", env[broker])}
+
     def command(self, host: int, argv: list[str]) -> list[str]:
         """`argv` run on host `host`: in its network namespace, with its hostname."""
         return ["ip", "netns", "exec", self.name(host), "unshare", "--uts", "sh", "-c",
